@@ -1,0 +1,141 @@
+// The few system calls Node lacks (mount, mknod, xattrs). One module so the rest of shale
+// never shells out on its own; each call runs a standard tool from util-linux/coreutils/attr.
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { failedPrecondition, permissionDenied, ShaleError } from '../errors.js';
+
+const run = promisify(execFile);
+
+function toolMissing(tool: string, pkg: string): ShaleError {
+  return failedPrecondition(`${tool} is not installed`, `install the Debian package ${pkg}`);
+}
+
+async function exec(tool: string, pkg: string, args: string[]): Promise<string> {
+  try {
+    const { stdout } = await run(tool, args, { maxBuffer: 256 << 20, encoding: 'utf8' });
+    return stdout;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { stderr?: string };
+    if (err.code === 'ENOENT') throw toolMissing(tool, pkg);
+    const msg = (err.stderr ?? err.message).toString().trim();
+    if (/permission denied|operation not permitted/i.test(msg)) throw permissionDenied(`${tool} ${args.join(' ')}: ${msg}`, 'this needs root (CAP_SYS_ADMIN / CAP_MKNOD); run as root or use --storage-driver vfs');
+    throw new ShaleError('Internal', `${tool} ${args.join(' ')}: ${msg}`);
+  }
+}
+
+export async function mknod(path: string, kind: 'c' | 'b' | 'p', major = 0, minor = 0): Promise<void> {
+  if (kind === 'p') await exec('mknod', 'coreutils', [path, 'p']);
+  else await exec('mknod', 'coreutils', [path, kind, String(major), String(minor)]);
+}
+
+export async function setXattr(path: string, name: string, value: Buffer): Promise<void> {
+  await exec('setfattr', 'attr', ['-h', '-n', name, '-v', '0x' + value.toString('hex'), path]);
+}
+
+/** Decode getfattr's escaped file names (\ooo octal escapes). */
+function unescape(s: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '\\' && /^[0-7]{3}$/.test(s.slice(i + 1, i + 4))) {
+      bytes.push(parseInt(s.slice(i + 1, i + 4), 8));
+      i += 3;
+    } else if (s[i] === '\\' && s[i + 1] === '\\') {
+      bytes.push(0x5c);
+      i += 1;
+    } else bytes.push(...Buffer.from(s[i], 'utf8'));
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+function parseGetfattr(out: string): Map<string, Map<string, Buffer>> {
+  const res = new Map<string, Map<string, Buffer>>();
+  let cur: Map<string, Buffer> | undefined;
+  for (const line of out.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      cur = new Map();
+      res.set(unescape(line.slice(8)), cur);
+    } else if (cur && line && !line.startsWith('#')) {
+      const eq = line.indexOf('=');
+      if (eq < 0) continue;
+      const k = line.slice(0, eq);
+      const v = line.slice(eq + 1);
+      cur.set(k, v.startsWith('0x') ? Buffer.from(v.slice(2), 'hex') : v.startsWith('0s') ? Buffer.from(v.slice(2), 'base64') : Buffer.from(v.replace(/^"|"$/g, '')));
+    }
+  }
+  for (const [k, v] of res) if (v.size === 0) res.delete(k);
+  return res;
+}
+
+let haveGetfattr: boolean | undefined;
+/** All xattrs under a tree (not following symlinks), absolute path -> name -> value. Empty map when getfattr is missing. */
+export async function xattrsOfTree(root: string): Promise<Map<string, Map<string, Buffer>>> {
+  if (haveGetfattr === undefined) haveGetfattr = spawnSync('getfattr', ['--version']).status === 0;
+  if (!haveGetfattr) return new Map();
+  try {
+    const { stdout } = await run('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], { maxBuffer: 1 << 30, encoding: 'utf8' });
+    return parseGetfattr(stdout);
+  } catch (e) {
+    const err = e as { stdout?: string };
+    return parseGetfattr(err.stdout ?? ''); // getfattr exits 1 if some file vanished; keep what it read
+  }
+}
+
+export async function xattrsOf(path: string): Promise<Map<string, Buffer>> {
+  if (haveGetfattr === undefined) haveGetfattr = spawnSync('getfattr', ['--version']).status === 0;
+  if (!haveGetfattr) return new Map();
+  try {
+    const { stdout } = await run('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', path], { encoding: 'utf8' });
+    return parseGetfattr(stdout).get(path) ?? new Map();
+  } catch {
+    return new Map();
+  }
+}
+
+export interface Mount {
+  type: string; // overlay | bind | fuse.fuse-overlayfs
+  source: string;
+  target?: string;
+  options: string[];
+}
+
+export async function mount(m: Mount, target: string, cwd?: string): Promise<void> {
+  if (m.type === 'bind') {
+    await exec('mount', 'mount', ['--bind', ...(m.options.includes('ro') ? ['-o', 'ro'] : []), m.source, target]);
+    return;
+  }
+  if (m.type === 'fuse-overlayfs') {
+    await exec('fuse-overlayfs', 'fuse-overlayfs', ['-o', m.options.join(','), target]);
+    return;
+  }
+  const args = ['-t', m.type, '-o', m.options.join(','), m.source, target];
+  try {
+    await run('mount', args, { cwd, encoding: 'utf8' });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    const msg = (err.stderr ?? err.message).trim();
+    if (/permission denied|must be superuser|not permitted/i.test(msg)) {
+      throw permissionDenied(`mounting ${m.type} on ${target} failed: ${msg}`, 'overlayfs needs CAP_SYS_ADMIN; run as root or use --storage-driver vfs');
+    }
+    throw new ShaleError('Internal', `mounting ${m.type} on ${target} failed: ${msg}`, 'check dmesg for the kernel\'s reason');
+  }
+}
+
+export async function unmount(target: string, lazy = false): Promise<void> {
+  try {
+    await run('umount', lazy ? ['-l', target] : [target], { encoding: 'utf8' });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    const msg = (err.stderr ?? err.message).trim();
+    if (/not mounted|no mount point/i.test(msg)) return;
+    throw new ShaleError('Internal', `umount ${target}: ${msg}`);
+  }
+}
+
+export function isMounted(target: string): boolean {
+  try {
+    const mounts = execFileSync('cat', ['/proc/self/mounts'], { encoding: 'utf8' });
+    return mounts.split('\n').some((l) => l.split(' ')[1] === target);
+  } catch {
+    return false;
+  }
+}
