@@ -104,8 +104,9 @@ export function decodePax(buf: Buffer): Map<string, Buffer> {
     if (buf[off] === 0) break;
     const sp = buf.indexOf(0x20, off);
     if (sp < 0) throw invalidArgument('malformed pax header record', 'the archive is corrupt');
-    const len = parseInt(buf.toString('ascii', off, sp), 10);
-    if (!Number.isFinite(len) || len <= 0 || off + len > buf.length || buf[off + len - 1] !== 0x0a) {
+    const digits = buf.toString('ascii', off, sp);
+    const len = /^[0-9]{1,9}$/.test(digits) ? parseInt(digits, 10) : NaN;
+    if (!Number.isFinite(len) || len <= sp - off + 1 || off + len > buf.length || buf[off + len - 1] !== 0x0a) {
       throw invalidArgument('malformed pax header record length', 'the archive is corrupt');
     }
     const rec = buf.subarray(sp + 1, off + len - 1);

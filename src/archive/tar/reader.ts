@@ -46,6 +46,16 @@ export class ByteReader {
   async skip(n: number): Promise<void> {
     for await (const _ of this.chunks(n)) { /* discard */ }
   }
+  /** Stop reading: lets the source release what it holds (a file, a decompressor process). */
+  async close(): Promise<void> {
+    this.done = true;
+    this.buf = Buffer.alloc(0);
+    try {
+      await this.it.return?.();
+    } catch {
+      /* the source already failed; its error was (or will be) reported by the reader */
+    }
+  }
   /** Drain whatever is left (trailing zero blocks or padding from compressors). */
   async drain(): Promise<void> {
     this.buf = Buffer.alloc(0);
@@ -62,8 +72,19 @@ export interface TarEntry {
 /** Iterate the entries of an (uncompressed) tar stream. */
 export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): AsyncGenerator<TarEntry> {
   const r = new ByteReader(source);
+  try {
+    yield* entries(r);
+  } finally {
+    await r.close(); // also when the consumer stops early or throws
+  }
+}
+
+// pax keys of GNU's sparse formats 0.x and 1.0: the data that follows is a sparse map plus
+// fragments, not the file, so taking it as a regular file would silently corrupt it
+const GNU_SPARSE = /^GNU\.sparse\./;
+
+async function* entries(r: ByteReader): AsyncGenerator<TarEntry> {
   let pax: Map<string, Buffer> | undefined;
-  let globalPax = new Map<string, Buffer>();
   let longName: string | undefined;
   let longLink: string | undefined;
   let sawEntry = false;
@@ -89,11 +110,13 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): Asyn
     };
     switch (raw.typeflag) {
       case 'x': pax = decodePax(await meta()); continue;
-      case 'g': globalPax = new Map([...globalPax, ...decodePax(await meta())]); continue;
+      // global pax headers are checked and then ignored, as Go's archive/tar (docker, containerd)
+      // does: a global path/size/xattr would otherwise apply to every entry after it
+      case 'g': decodePax(await meta()); continue;
       case 'L': longName = (await meta()).toString('utf8').replace(/\0+$/, ''); continue;
       case 'K': longLink = (await meta()).toString('utf8').replace(/\0+$/, ''); continue;
     }
-    const p = new Map([...globalPax, ...(pax ?? [])]);
+    const p = pax ?? new Map<string, Buffer>();
     pax = undefined;
     let name = longName ?? raw.name;
     let linkname = longLink ?? raw.linkname;
@@ -103,7 +126,7 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): Asyn
       const v = str(k);
       if (v === undefined) return d;
       const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) throw invalidArgument(`tar pax header ${k}="${v.slice(0, 30)}" is not a valid number`);
+      if (!/^\d+(\.\d+)?$/.test(v) || !Number.isFinite(n)) throw invalidArgument(`tar pax header ${k}="${v.slice(0, 30)}" is not a valid number`);
       return n;
     };
     if (p.has('path')) name = str('path')!;
@@ -114,6 +137,9 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): Asyn
     if (type === undefined) {
       // unknown type (e.g. GNU sparse 'S', volume 'V'): refuse rather than silently drop content
       throw invalidArgument(`tar entry ${JSON.stringify(name)} has unsupported type flag ${JSON.stringify(raw.typeflag)}`, 'only files, dirs, links, symlinks, devices and fifos are allowed in a layer');
+    }
+    if ([...p.keys()].some((k) => GNU_SPARSE.test(k))) {
+      throw invalidArgument(`tar entry ${JSON.stringify(name)} is a GNU sparse file (pax GNU.sparse.*), which is unsupported`, 'create the layer without --sparse');
     }
     let xattrs: Map<string, Buffer> | undefined;
     for (const [k, v] of p) {
@@ -126,7 +152,9 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): Asyn
       uname: str('uname') ?? raw.uname, gname: str('gname') ?? raw.gname,
       devmajor: raw.devmajor, devminor: raw.devminor, xattrs,
     };
-    const dataSize = type === 'file' ? size : type === 'link' || type === 'dir' || type === 'symlink' ? 0 : size;
+    // only regular files carry data; for every other type the size field is ignored, as Go's
+    // archive/tar does, so a layer reads as the same entries here as in docker
+    const dataSize = type === 'file' ? size : 0;
     let consumed = false;
     const body: AsyncIterable<Buffer> = {
       [Symbol.asyncIterator]: () => { consumed = true; return r.chunks(dataSize)[Symbol.asyncIterator](); },

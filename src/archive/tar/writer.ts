@@ -8,6 +8,8 @@ export interface TarSourceEntry {
   /** For regular files: a path to read the data from, or the bytes themselves. */
   file?: string;
   data?: Buffer;
+  /** Or a stream of exactly header.size bytes (opened when the entry is written). */
+  stream?: () => AsyncIterable<Buffer>;
 }
 
 /** Turn an (async) sequence of entries into a tar byte stream. */
@@ -20,8 +22,9 @@ export function writeTar(entries: AsyncIterable<TarSourceEntry> | Iterable<TarSo
       if (e.data) {
         n = e.data.length;
         yield e.data;
-      } else if (e.file) {
-        for await (const chunk of createReadStream(e.file, { highWaterMark: 1 << 20 })) {
+      } else if (e.file || e.stream) {
+        const src = e.stream ? e.stream() : createReadStream(e.file!, { highWaterMark: 1 << 20 });
+        for await (const chunk of src) {
           const b = chunk as Buffer;
           const take = Math.min(b.length, e.header.size - n);
           if (take > 0) yield take === b.length ? b : b.subarray(0, take);

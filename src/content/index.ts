@@ -1,0 +1,1 @@
+export { ContentStore, type BlobInfo, type Expected } from './store.js';

@@ -1,0 +1,76 @@
+// Turning tar streams into stored layers. One pass over the bytes computes everything a
+// layer record needs: the blob digest (as stored), the diff_id (uncompressed) and docker's
+// layer size (the bytes of the files in the diff), while the blob streams into the store.
+import { PassThrough, Readable } from 'node:stream';
+import { HashingStream, type Digest } from '../digest/index.js';
+import type { ContentStore, Expected } from '../content/index.js';
+import { compressor, detect, ociLayerMediaType, openUncompressed, peek, readTar, type Compression } from '../archive/index.js';
+import { invalidArgument } from '../errors.js';
+
+export interface LayerRecord {
+  blob: Digest;
+  diffId: Digest;
+  mediaType: string;
+  blobSize: number;
+  size: number;
+  /** bytes of the uncompressed tar */
+  tarSize: number;
+}
+
+/** Sum of docker's layer size over a tar stream: regular files plus symlink target lengths. */
+export async function scanLayerSize(tar: AsyncIterable<Buffer>): Promise<number> {
+  let size = 0;
+  for await (const { header } of readTar(tar)) {
+    if (header.type === 'file') size += header.size;
+    else if (header.type === 'symlink') size += Buffer.byteLength(header.linkname ?? '');
+  }
+  return size;
+}
+
+/** Feed one readable to several consumers; any failure destroys the rest. */
+function fanOut<T extends unknown[]>(source: Readable, consumers: { [K in keyof T]: (r: Readable) => Promise<T[K]> }): Promise<T> {
+  const branches = consumers.map(() => new PassThrough({ highWaterMark: 1 << 20 }));
+  const fail = (e: Error) => {
+    for (const b of branches) b.destroy(e);
+    source.destroy(e);
+  };
+  source.on('error', fail);
+  for (const b of branches) source.pipe(b);
+  return Promise.all(consumers.map((c, i) => c(branches[i]).catch((e: Error) => { fail(e); throw e; }))) as Promise<T>;
+}
+
+/** Store an uncompressed layer tar, compressing it (gzip by default). */
+export async function ingestTar(content: ContentStore, tar: Readable, compression: Compression = 'gzip'): Promise<LayerRecord> {
+  const diff = new HashingStream();
+  tar.on('error', (e) => diff.destroy(e));
+  const src = tar.pipe(diff);
+  const [size, blob] = await fanOut<[number, { digest: Digest; size: number }]>(src, [
+    (r) => scanLayerSize(r),
+    (r) => {
+      const c = compressor(compression);
+      r.on('error', (e) => c.destroy(e));
+      return content.ingest(r.pipe(c), {}, 'layer');
+    },
+  ]);
+  return { blob: blob.digest, diffId: diff.digest(), mediaType: ociLayerMediaType(compression), blobSize: blob.size, size, tarSize: diff.size };
+}
+
+/** Store a layer blob exactly as it comes (compressed or not), checking an expected digest/size. */
+export async function ingestBlob(content: ContentStore, stream: Readable, expected: Expected = {}, expectedDiffId?: string): Promise<LayerRecord & { compression: Compression }> {
+  const { head, stream: s } = await peek(stream);
+  const compression = detect(head);
+  const diff = new HashingStream();
+  const [blob, size] = await fanOut<[{ digest: Digest; size: number }, number]>(s, [
+    (r) => content.ingest(r, expected, 'layer'),
+    async (r) => {
+      const { tar } = await openUncompressed(r);
+      tar.on('error', (e) => diff.destroy(e));
+      return scanLayerSize(tar.pipe(diff));
+    },
+  ]);
+  const diffId = diff.digest();
+  if (expectedDiffId && expectedDiffId !== diffId) {
+    throw invalidArgument(`layer ${blob.digest}: its uncompressed digest ${diffId} does not match the config's diff_id ${expectedDiffId}`, 'the image is corrupt');
+  }
+  return { blob: blob.digest, diffId, mediaType: ociLayerMediaType(compression), blobSize: blob.size, size, tarSize: diff.size, compression };
+}
