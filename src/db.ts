@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS repo_digests (
   name TEXT PRIMARY KEY,          -- docker.io/library/busybox@sha256:...
   image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
 );
+CREATE TABLE IF NOT EXISTS build_cache (
+  key TEXT PRIMARY KEY,           -- sha256 of parent chain + instruction + source checksum
+  blob TEXT NOT NULL,             -- the layer this step made
+  created TEXT NOT NULL,          -- when the step first ran (history uses it, so rebuilds match)
+  last_used TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leases (
   digest TEXT NOT NULL,           -- a blob being written by a live process; GC keeps it
   pid INTEGER NOT NULL,

@@ -266,6 +266,7 @@ export class ImageStore {
       s.add(r.manifest);
     }
     for (const r of this.db.prepare('SELECT DISTINCT blob FROM image_layers').all() as { blob: string }[]) s.add(r.blob);
+    for (const r of this.db.prepare('SELECT DISTINCT blob FROM build_cache').all() as { blob: string }[]) s.add(r.blob);
     return s;
   }
 

@@ -1,0 +1,389 @@
+// `shale build`: a Dockerfile and a context become an image, one step at a time.
+// FROM, COPY, ADD and RUN add a layer; every other instruction changes only the config and
+// is recorded as an empty_layer history row. Each layer step is looked up in the build cache
+// first: key = parent chain + instruction after substitution (+ source checksum for COPY/ADD).
+import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join, posix } from 'node:path';
+import { Readable } from 'node:stream';
+import { applyLayer, compressionOfMediaType, decompressor, openUncompressed, readTar, writeTar, type TarSourceEntry } from '../archive/index.js';
+import { sha256, type Digest } from '../digest/index.js';
+import type { Engine } from '../engine/index.js';
+import { invalidArgument, notFound, ShaleError } from '../errors.js';
+import { chainIds } from '../images/store.js';
+import { ingestTar, type LayerRecord } from '../images/layers.js';
+import { hostArch, type ContainerConfig, type History, type ImageConfig } from '../oci/index.js';
+import { applyConfigInstruction, CONFIG_ONLY, envMap } from './config.js';
+import { BuildContext, checksumSources } from './context.js';
+import { expandWord, parseDockerfile, type Env, type Instruction } from './dockerfile/index.js';
+
+export interface RunStepRequest {
+  engine: Engine;
+  layers: LayerRecord[];
+  config: ContainerConfig;
+  args: string[];
+  env: string[];
+  network: 'none' | 'host';
+}
+export type RunStep = (req: RunStepRequest) => Promise<LayerRecord>;
+
+export interface BuildOptions {
+  contextDir: string;
+  dockerfile?: string; // path, or the text when dockerfileText is set
+  dockerfileText?: string;
+  tags?: string[];
+  buildArgs?: Record<string, string>;
+  labels?: Record<string, string>;
+  target?: string;
+  noCache?: boolean;
+  network?: 'none' | 'host';
+  runStep: RunStep;
+  resolveBase?: (name: string) => Promise<void>; // e.g. pull from a loopback registry
+  progress?: (line: string) => void;
+}
+
+export interface BuildResult {
+  id: Digest;
+  steps: { text: string; cached: boolean; ms: number }[];
+}
+
+interface StageState {
+  name?: string;
+  config: ImageConfig;
+  layers: LayerRecord[];
+  history: History[];
+  env: Env; // ARGs and ENV visible to expansion
+  args: Set<string>;
+  lastCreated: string;
+}
+
+const BUILDKIT_COMMENT = 'buildkit.dockerfile.v0';
+const SOURCE_DATE_EPOCH = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
+
+function where(file: string, ins: Instruction): string {
+  return `${file}:${ins.line}`;
+}
+
+export async function build(engine: Engine, o: BuildOptions): Promise<BuildResult> {
+  const file = o.dockerfile ?? 'Dockerfile';
+  let text = o.dockerfileText;
+  if (text === undefined) {
+    try {
+      text = await readFile(join(o.contextDir, file), 'utf8');
+    } catch {
+      try { text = await readFile(file, 'utf8'); } catch { throw notFound(`failed to read dockerfile: open ${file}: no such file or directory`, 'pass -f PATH or put a Dockerfile in the context'); }
+    }
+  }
+  const df = parseDockerfile(text, basename(file));
+  const ctx = new BuildContext(o.contextDir);
+  const say = o.progress ?? (() => {});
+  const result: BuildResult = { id: '' as Digest, steps: [] };
+  const release = engine.images.lease(['*']);
+  const temps: string[] = [];
+  try {
+    // global ARGs (before the first FROM) and stages
+    const globalArgs: Env = {};
+    const stages: { name?: string; from: Instruction; body: Instruction[] }[] = [];
+    for (const ins of df.instructions) {
+      if (ins.cmd === 'FROM') {
+        const asIdx = ins.args.findIndex((a) => a.toUpperCase() === 'AS');
+        stages.push({ name: asIdx > 0 ? ins.args[asIdx + 1]?.toLowerCase() : undefined, from: ins, body: [] });
+      } else if (stages.length === 0) {
+        if (ins.cmd !== 'ARG') throw invalidArgument(`${where(df.file, ins)}: ${ins.cmd} before FROM`);
+        for (const a of ins.args) {
+          const i = a.indexOf('=');
+          const k = i < 0 ? a : a.slice(0, i);
+          globalArgs[k] = o.buildArgs?.[k] ?? (i < 0 ? undefined : expandWord(a.slice(i + 1), globalArgs, df.escape));
+        }
+      } else stages[stages.length - 1].body.push(ins);
+    }
+    if (stages.length === 0) throw invalidArgument(`${df.file}: no FROM instruction`);
+    let targetIdx = stages.length - 1;
+    if (o.target) {
+      targetIdx = stages.findIndex((s) => s.name === o.target!.toLowerCase());
+      if (targetIdx < 0) throw notFound(`failed to reach build target ${o.target} in Dockerfile`);
+    }
+    const done: StageState[] = [];
+    const flattened = new Map<string, string>();
+    const rootfsOf = async (layers: LayerRecord[]): Promise<string> => {
+      const key = chainIds(layers.map((l) => l.diffId)).pop() ?? 'empty';
+      const have = flattened.get(key);
+      if (have) return have;
+      const dir = await mkdtemp(join(tmpdir(), 'shale-from-'));
+      temps.push(dir);
+      for (const l of layers) {
+        const c = compressionOfMediaType(l.mediaType);
+        const src = engine.content.open(l.blob);
+        await applyLayer(dir, c === 'none' ? src : src.pipe(decompressor(c)), { whiteouts: 'apply' });
+      }
+      flattened.set(key, dir);
+      return dir;
+    };
+    const now = () => new Date().toISOString();
+    const totalSteps = stages.slice(0, targetIdx + 1).reduce((a, s) => a + 1 + s.body.length, 0);
+    let stepNo = 0;
+
+    for (let si = 0; si <= targetIdx; si++) {
+      const stage = stages[si];
+      const fromIns = stage.from;
+      const fromName = expandWord(fromIns.args[0], globalArgs, df.escape);
+      stepNo++;
+      const t0 = Date.now();
+      let st: StageState;
+      const byStage = done.find((d) => d.name && d.name === fromName.toLowerCase());
+      if (fromName === 'scratch') {
+        st = { config: { architecture: hostArch(), os: 'linux', config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] }, layers: [], history: [], env: {}, args: new Set(), lastCreated: new Date(0).toISOString() };
+      } else if (byStage) {
+        st = { ...structuredClone({ config: byStage.config, history: byStage.history, env: byStage.env }), layers: [...byStage.layers], args: new Set(), lastCreated: byStage.lastCreated };
+      } else {
+        let img = engine.images.tryResolve(fromName);
+        if (!img && o.resolveBase) {
+          await o.resolveBase(fromName);
+          img = engine.images.tryResolve(fromName);
+        }
+        if (!img) throw notFound(`${where(df.file, fromIns)}: FROM ${fromName}: no such image in the local store`, 'shale never pulls from public registries: bootstrap, load, import or pull (from a registry you name) the base first');
+        const cfg = engine.images.config(img.id);
+        st = { config: structuredClone(cfg), layers: engine.images.layers(img.id), history: [...(cfg.history ?? [])], env: {}, args: new Set(), lastCreated: cfg.created ?? new Date(0).toISOString() };
+        st.config.config ??= {};
+      }
+      st.name = stage.name;
+      st.env = { ...envMap(st.config.config ?? {}) };
+      say(`#${stepNo} [${stepNo}/${totalSteps}] FROM ${fromName}${stage.name ? ` AS ${stage.name}` : ''}`);
+      say(`#${stepNo} DONE ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+      result.steps.push({ text: `FROM ${fromName}`, cached: true, ms: Date.now() - t0 });
+
+      // ONBUILD triggers of the base run first
+      const triggers = (st.config.config?.OnBuild ?? []).map((t) => parseDockerfile(`FROM scratch\n${t}\n`, `${df.file} (ONBUILD)`).instructions[1]);
+      if (st.config.config) st.config.config.OnBuild = null;
+      const body = [...triggers, ...stage.body];
+
+      for (const ins of body) {
+        stepNo++;
+        const t1 = Date.now();
+        const label = `[${stepNo}/${totalSteps}] ${ins.original.replace(/\s+/g, ' ').slice(0, 200)}`;
+        const cfg = (st.config.config ??= {});
+        try {
+          if (ins.cmd === 'ARG') {
+            for (const a of ins.rawArgs ?? ins.args) {
+              const i = a.indexOf('=');
+              const k = i < 0 ? a : a.slice(0, i);
+              st.args.add(k);
+              const def = i < 0 ? globalArgs[k] : expandWord(a.slice(i + 1), st.env, df.escape);
+              st.env[k] = o.buildArgs?.[k] ?? def;
+            }
+            say(`#${stepNo} ${label}`);
+            continue; // ARG leaves no history row in BuildKit
+          }
+          if (CONFIG_ONLY.has(ins.cmd)) {
+            const createdBy = applyConfigInstruction(cfg, ins, st.env, df.escape);
+            st.history.push({ created: st.lastCreated, created_by: createdBy, comment: BUILDKIT_COMMENT, empty_layer: true });
+            say(`#${stepNo} ${label}`);
+            result.steps.push({ text: ins.original, cached: false, ms: Date.now() - t1 });
+            continue;
+          }
+          const parentChain = chainIds(st.layers.map((l) => l.diffId)).pop() ?? '';
+          let layer: LayerRecord | undefined;
+          let createdBy: string;
+          let cacheKey: string;
+          let makeLayer: () => Promise<LayerRecord>;
+          if (ins.cmd === 'COPY' || ins.cmd === 'ADD') {
+            const plan = await planCopy(ins, st, ctx, df.escape, done, rootfsOf, engine);
+            createdBy = `${ins.cmd} ${plan.display} # buildkit`;
+            cacheKey = sha256(JSON.stringify([parentChain, ins.cmd, plan.expanded, ins.flags, plan.checksum]));
+            makeLayer = () => ingestTar(engine.content, writeTar(plan.entries()), 'gzip');
+          } else if (ins.cmd === 'RUN') {
+            let args: string[];
+            const shell = cfg.Shell ?? ['/bin/sh', '-c'];
+            if (ins.heredocs.length && !ins.json) {
+              args = [...shell, ins.heredocs.map((h) => h.content).join('')];
+            } else args = ins.json ? ins.args : [...shell, ins.args.join(' ')];
+            const buildArgEnv = [...st.args].filter((k) => st.env[k] !== undefined && !(cfg.Env ?? []).some((e) => e.startsWith(`${k}=`))).map((k) => `${k}=${st.env[k]}`);
+            const env = [...(cfg.Env ?? []), ...buildArgEnv];
+            createdBy = `RUN ${ins.json ? JSON.stringify(args) : args.join(' ')} # buildkit`;
+            if (buildArgEnv.length) createdBy = `RUN |${buildArgEnv.length} ${buildArgEnv.join(' ')} ${args.join(' ')} # buildkit`;
+            cacheKey = sha256(JSON.stringify([parentChain, 'RUN', args, env, cfg.User ?? '', cfg.WorkingDir ?? '', ins.flags]));
+            makeLayer = () => o.runStep({ engine, layers: st.layers, config: cfg, args, env, network: ins.flags.network?.[0] === 'host' ? 'host' : o.network ?? 'none' });
+          } else throw invalidArgument(`${where(df.file, ins)}: ${ins.cmd} is not supported`);
+
+          let created = now();
+          if (!o.noCache) {
+            const row = engine.db.prepare('SELECT blob, created FROM build_cache WHERE key = ?').get(cacheKey) as { blob: string; created: string } | undefined;
+            const rec = row && engine.content.has(row.blob) ? engine.images.getLayer(row.blob) : undefined;
+            if (row && rec) {
+              layer = rec;
+              created = row.created;
+              engine.db.prepare('UPDATE build_cache SET last_used = ? WHERE key = ?').run(now(), cacheKey);
+            }
+          }
+          say(`#${stepNo} ${label}`);
+          const cached = !!layer;
+          if (!layer) {
+            layer = await makeLayer();
+            engine.images.putLayer(layer);
+            engine.db.prepare('INSERT OR REPLACE INTO build_cache (key, blob, created, last_used) VALUES (?, ?, ?, ?)').run(cacheKey, layer.blob, created, created);
+          }
+          st.layers.push(layer);
+          st.lastCreated = created;
+          st.history.push({ created, created_by: createdBy, comment: BUILDKIT_COMMENT });
+          say(cached ? `#${stepNo} CACHED` : `#${stepNo} DONE ${((Date.now() - t1) / 1000).toFixed(1)}s`);
+          result.steps.push({ text: ins.original, cached, ms: Date.now() - t1 });
+        } catch (e) {
+          if (e instanceof ShaleError && !e.message.startsWith(df.file)) {
+            throw new ShaleError(e.code, `${where(df.file, ins)}: ${ins.cmd}: ${e.message}`, e.hint);
+          }
+          throw e;
+        }
+      }
+      st.config.rootfs = { type: 'layers', diff_ids: st.layers.map((l) => l.diffId) };
+      st.config.history = st.history;
+      st.config.created = st.lastCreated;
+      done.push(st);
+    }
+    const final = done[targetIdx];
+    if (o.labels && Object.keys(o.labels).length) final.config.config = { ...final.config.config, Labels: { ...final.config.config?.Labels, ...o.labels } };
+    const img = engine.images.createImage(final.config, final.layers, o.tags ?? []);
+    result.id = img.id;
+    say(`#${stepNo + 1} exporting to image`);
+    say(`#${stepNo + 1} writing image ${img.id} done`);
+    for (const t of o.tags ?? []) say(`#${stepNo + 1} naming to ${t} done`);
+    return result;
+  } finally {
+    release();
+    for (const t of temps) await rm(t, { recursive: true, force: true });
+  }
+}
+
+interface CopyPlan {
+  display: string;
+  expanded: string[];
+  checksum: string;
+  entries: () => AsyncGenerator<TarSourceEntry>;
+}
+
+function owner(spec: string | undefined): { uid: number; gid: number } {
+  if (!spec) return { uid: 0, gid: 0 };
+  const [u, g] = spec.split(':');
+  const num = (x: string | undefined, d: number) => (x === undefined || x === '' ? d : x === 'root' ? 0 : /^\d+$/.test(x) ? Number(x) : NaN);
+  const uid = num(u, 0);
+  const gid = num(g, uid);
+  if (Number.isNaN(uid) || Number.isNaN(gid)) throw invalidArgument(`--chown=${spec}: only numeric ids and root are supported`, 'use --chown=UID:GID');
+  return { uid, gid };
+}
+
+async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, escape: string, done: StageState[], rootfsOf: (l: LayerRecord[]) => Promise<string>, engine: Engine): Promise<CopyPlan> {
+  const x = (w: string) => expandWord(w, st.env, escape);
+  const words = ins.json ? ins.args : ins.args;
+  const heredocs = ins.heredocs;
+  if (words.length < (heredocs.length ? 1 : 2)) throw invalidArgument(`${ins.cmd} requires at least two arguments`);
+  const destRaw = x(words[words.length - 1]);
+  const srcs = words.slice(0, -1).map(x).filter((s) => !s.startsWith('<<'));
+  const workdir = st.config.config?.WorkingDir ?? '/';
+  let dest = destRaw.startsWith('/') ? destRaw : posix.join(workdir, destRaw) + (destRaw.endsWith('/') ? '/' : '');
+  const destIsDir = dest.endsWith('/') || srcs.length + heredocs.length > 1;
+  dest = posix.normalize(dest);
+  const own = owner(ins.flags.chown?.[0] ? x(ins.flags.chown[0]) : undefined);
+  const chmod = ins.flags.chmod?.[0] ? parseInt(ins.flags.chmod[0], 8) : undefined;
+  if (chmod !== undefined && Number.isNaN(chmod)) throw invalidArgument(`--chmod=${ins.flags.chmod![0]} is not an octal mode`);
+  let root = ctx.dir;
+  let filter = true;
+  const from = ins.flags.from?.[0];
+  if (from) {
+    const fromName = x(from);
+    const stage = done.find((d) => d.name === fromName.toLowerCase()) ?? (/^\d+$/.test(fromName) ? done[Number(fromName)] : undefined);
+    let layers: LayerRecord[];
+    if (stage) layers = stage.layers;
+    else {
+      const img = engine.images.tryResolve(fromName);
+      if (!img) throw notFound(`COPY --from=${fromName}: no such stage or image in the local store`);
+      layers = engine.images.layers(img.id);
+    }
+    root = await rootfsOf(layers);
+    filter = false;
+  }
+  if (ins.cmd === 'ADD') for (const s of srcs) if (/^(https?|git):\/\//.test(s) || s.startsWith('git@')) throw invalidArgument(`ADD ${s}: remote sources need the network, which shale builds do not use`, 'download the file into the build context and ADD it from there');
+  const sources = await ctx.resolve('.', root, filter).then(() => Promise.all(srcs.map((s) => ctx.resolve(s, root, filter)))).then((a) => a.flat());
+  const checksum = await checksumSources(sources) + sha256(heredocs.map((h) => h.name + '\0' + h.content).join('\0'));
+  const clamp = (t: number) => (SOURCE_DATE_EPOCH !== undefined ? Math.min(t, SOURCE_DATE_EPOCH) : t);
+  async function* entries(): AsyncGenerator<TarSourceEntry> {
+    const out = new Map<string, TarSourceEntry>();
+    const addDir = (p: string, mtime: number) => {
+      const name = p.replace(/^\//, '');
+      if (name && !out.has(name)) out.set(name, { header: { name, type: 'dir', mode: 0o755, uid: own.uid, gid: own.gid, size: 0, mtime } });
+    };
+    const parentDirs = (p: string, mtime: number) => {
+      const parts = p.replace(/^\//, '').split('/').slice(0, -1);
+      for (let i = 1; i <= parts.length; i++) if (i === parts.length) addDir('/' + parts.slice(0, i).join('/'), mtime);
+    };
+    const put = async (target: string, f: { path: string; st: import('node:fs').Stats }) => {
+      const name = target.replace(/^\//, '');
+      const st = f.st;
+      const mtime = clamp(Math.floor(st.mtimeMs / 1000));
+      const mode = chmod ?? st.mode & 0o7777;
+      if (st.isDirectory()) out.set(name, { header: { name, type: 'dir', mode, uid: own.uid, gid: own.gid, size: 0, mtime } });
+      else if (st.isSymbolicLink()) out.set(name, { header: { name, type: 'symlink', mode: 0o777, uid: own.uid, gid: own.gid, size: 0, mtime, linkname: await (await import('node:fs/promises')).readlink(f.path) } });
+      else if (st.isFile()) out.set(name, { header: { name, type: 'file', mode, uid: own.uid, gid: own.gid, size: st.size, mtime }, file: f.path });
+    };
+    for (const s of sources) {
+      if (s.base.st.isDirectory()) {
+        if (destIsDir || true) addDir(dest, clamp(Math.floor(s.base.st.mtimeMs / 1000)));
+        parentDirs(dest, 0);
+        for (const f of s.files) await put(posix.join(dest, f.rel), f);
+      } else {
+        const isArchive = ins.cmd === 'ADD' && s.base.st.isFile() && (await looksLikeTar(s.base.path));
+        if (isArchive) {
+          addDir(dest, clamp(Math.floor(s.base.st.mtimeMs / 1000)));
+          for await (const e of extractEntries(s.base.path, dest)) out.set(e.header.name, e);
+          continue;
+        }
+        const target = destIsDir ? posix.join(dest, basename(s.base.rel)) : dest;
+        parentDirs(target, 0);
+        await put(target, s.base);
+      }
+    }
+    for (const h of heredocs) {
+      const target = destIsDir ? posix.join(dest, h.name) : dest;
+      const data = Buffer.from(h.expand ? expandWord(h.content, st.env, escape) : h.content);
+      parentDirs(target, 0);
+      const name = target.replace(/^\//, '');
+      out.set(name, { header: { name, type: 'file', mode: chmod ?? 0o644, uid: own.uid, gid: own.gid, size: data.length, mtime: clamp(0) }, data });
+    }
+    for (const k of [...out.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) yield out.get(k)!;
+  }
+  const display = [...(from ? [`--from=${from}`] : []), ...srcs, ...heredocs.map((h) => `<<${h.name}`), destRaw].join(' ');
+  return { display, expanded: [...srcs, dest], checksum, entries };
+}
+
+async function looksLikeTar(path: string): Promise<boolean> {
+  const { open } = await import('node:fs/promises');
+  const fh = await open(path, 'r');
+  try {
+    const b = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(b, 0, 512, 0);
+    if (bytesRead >= 2 && b[0] === 0x1f && b[1] === 0x8b) return true;
+    if (bytesRead >= 4 && b.readUInt32LE(0) === 0xfd2fb528) return true;
+    return bytesRead === 512 && b.toString('ascii', 257, 262) === 'ustar';
+  } finally {
+    await fh.close();
+  }
+}
+
+/** ADD of a local archive: its entries re-rooted at dest (paths checked like any layer). */
+async function* extractEntries(path: string, dest: string): AsyncGenerator<TarSourceEntry> {
+  const { createReadStream } = await import('node:fs');
+  const { cleanName } = await import('../archive/safe-path.js');
+  const { tar } = await openUncompressed(createReadStream(path));
+  for await (const { header, body } of readTar(tar)) {
+    const parts = cleanName(header.name);
+    if (parts.length === 0) continue;
+    const name = posix.join(dest, ...parts).replace(/^\//, '');
+    const h = { ...header, name };
+    if (h.type === 'link' && h.linkname) h.linkname = posix.join(dest, ...cleanName(h.linkname, 'hardlink target')).replace(/^\//, '');
+    if (h.type === 'file') {
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(Buffer.from(c));
+      yield { header: h, data: Buffer.concat(chunks) };
+    } else yield { header: h };
+  }
+}
+
+void Readable;

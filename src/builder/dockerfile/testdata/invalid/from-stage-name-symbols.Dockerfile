@@ -1,0 +1,2 @@
+FROM alpine
+FROM alpine AS my$stage

@@ -1,0 +1,1 @@
+FROM alpine # a comment here is not allowed

@@ -1,0 +1,1 @@
+FROM --arch=arm64 alpine

@@ -1,0 +1,4 @@
+FROM alpine
+USER <<EOF
+root
+EOF

@@ -1,0 +1,5 @@
+FROM alpine
+COPY <<ONE <<TWO /dest/
+1
+ONE
+2

@@ -1,0 +1,7 @@
+FROM ubuntu
+RUN foo \
+
+bar \
+   
+baz
+CMD ["x"]

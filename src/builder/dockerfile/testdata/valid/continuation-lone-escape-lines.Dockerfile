@@ -1,0 +1,8 @@
+FROM ubuntu
+RUN echo hi \
+ \
+ world \
+\
+ good\
+\
+night

@@ -1,0 +1,5 @@
+FROM ubuntu
+RUN echo hello  \  
+world
+RUN echo tab \	
+  end

@@ -1,0 +1,7 @@
+FROM ubuntu
+RUN echo hello\
+  world\
+  goodnight  \
+  moon
+RUN echo goodbye\
+frog

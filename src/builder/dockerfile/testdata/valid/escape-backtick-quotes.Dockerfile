@@ -1,0 +1,4 @@
+# escape=`
+FROM alpine
+ENV A="quote `" inside" B=`$literal
+LABEL path="C:\Program Files\App"

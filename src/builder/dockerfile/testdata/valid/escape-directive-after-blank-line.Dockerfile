@@ -1,0 +1,5 @@
+
+# escape=`
+FROM image
+RUN echo one \
+    two

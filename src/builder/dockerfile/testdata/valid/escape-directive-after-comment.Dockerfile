@@ -1,0 +1,6 @@
+# This comment ends the parser directives.
+# escape=`
+FROM image
+RUN echo a \
+    b
+RUN echo c `

@@ -1,0 +1,3 @@
+FROM --platform=$BUILDPLATFORM golang:1.22 as builder
+FROM --platform=linux/arm64 alpine
+FROM scratch

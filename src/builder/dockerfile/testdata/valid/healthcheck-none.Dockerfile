@@ -1,0 +1,3 @@
+FROM debian
+HEALTHCHECK NONE
+healthcheck none

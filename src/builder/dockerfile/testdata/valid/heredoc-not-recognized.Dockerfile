@@ -1,0 +1,6 @@
+FROM alpine
+RUN ["<<EOF"]
+RUN echo "<<EOF"
+RUN echo a<<b
+RUN echo '<<EOF'
+USER <<NOTHEREDOC

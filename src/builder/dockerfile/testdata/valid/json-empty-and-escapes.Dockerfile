@@ -1,0 +1,4 @@
+FROM alpine
+CMD []
+ENTRYPOINT [""]
+RUN ["printf", "a\tb\u00e9 \"q\" \\ \/"]

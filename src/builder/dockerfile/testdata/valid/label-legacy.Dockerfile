@@ -1,0 +1,3 @@
+FROM alpine
+LABEL maintainer James Turnbull "james@example.com"
+LABEL maintainer Erik \\Hollensbe <erik@hollensbe.org>

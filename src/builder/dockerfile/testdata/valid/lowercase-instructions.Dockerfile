@@ -1,0 +1,4 @@
+from alpine
+run echo hello
+copy . /app
+cmd echo done

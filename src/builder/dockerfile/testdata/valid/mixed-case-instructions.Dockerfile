@@ -1,0 +1,4 @@
+From alpine As Build
+rUn make
+Workdir /src
+entryPoint ["/bin/app"]

@@ -1,0 +1,6 @@
+FROM busybox
+USER docker:root
+USER 1000
+WORKDIR /path with spaces
+STOPSIGNAL SIGTERM
+STOPSIGNAL 9

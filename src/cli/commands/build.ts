@@ -1,0 +1,107 @@
+// shale build and builder prune.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { getEngine, out, err } from '../context.js';
+import { humanSize } from '../format.js';
+import { build } from '../../builder/build.js';
+import { runStep } from '../../builder/run.js';
+import { applyLayer, openUncompressed } from '../../archive/index.js';
+import { invalidArgument } from '../../errors.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const kv = (list: string[], what: string) =>
+  Object.fromEntries(list.map((s) => {
+    const i = s.indexOf('=');
+    if (i < 0) {
+      if (what === 'build-arg' && process.env[s] !== undefined) return [s, process.env[s]!];
+      if (what === 'label') return [s, ''];
+      throw invalidArgument(`--${what} ${s}: expected KEY=VALUE`);
+    }
+    return [s.slice(0, i), s.slice(i + 1)];
+  }));
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export function register(program: Command): void {
+  program
+    .command('build')
+    .description('Build an image from a Dockerfile')
+    .argument('<context>', 'PATH, or - for a tar context on stdin')
+    .option('-t, --tag <name>', 'Name and optionally a tag (name:tag)', collect, [])
+    .option('-f, --file <file>', 'Name of the Dockerfile (default: PATH/Dockerfile; - reads stdin)')
+    .option('--build-arg <arg>', 'Set build-time variables', collect, [])
+    .option('--label <label>', 'Set metadata for an image', collect, [])
+    .option('--target <stage>', 'Set the target build stage to build')
+    .option('--no-cache', 'Do not use cache when building the image')
+    .option('--pull', 'Always attempt to pull a newer version of the image (local images are used as they are)')
+    .option('-q, --quiet', 'Suppress the build output and print image ID on success')
+    .option('--iidfile <file>', 'Write the image ID to the file')
+    .option('--network <mode>', 'Networking mode for the RUN instructions during build: none (default) or host', 'none')
+    .option('--progress <type>', 'Set type of progress output (plain)', 'plain')
+    .action(async (context: string, o: { tag: string[]; file?: string; buildArg: string[]; label: string[]; target?: string; cache: boolean; quiet?: boolean; iidfile?: string; network: string }) => {
+      const engine = getEngine();
+      if (o.network !== 'none' && o.network !== 'host') throw invalidArgument(`--network ${o.network}: builds support none and host`);
+      let contextDir = context;
+      let tmp: string | undefined;
+      let dockerfileText: string | undefined;
+      try {
+        if (o.file === '-' && context === '-') throw invalidArgument('cannot read both the context and the Dockerfile from stdin');
+        if (o.file === '-') dockerfileText = (await readStdin()).toString('utf8');
+        if (context === '-') {
+          tmp = await mkdtemp(join(tmpdir(), 'shale-ctx-'));
+          const { tar } = await openUncompressed(process.stdin);
+          await applyLayer(tmp, tar, { whiteouts: 'apply', sameOwner: false });
+          contextDir = tmp;
+        } else if (o.file && o.file !== '-' && !dockerfileText) {
+          dockerfileText = await readFile(o.file, 'utf8').catch(() => readFile(join(context, o.file!), 'utf8'));
+        }
+        const t0 = Date.now();
+        const res = await build(engine, {
+          contextDir,
+          dockerfile: o.file && o.file !== '-' ? o.file : 'Dockerfile',
+          dockerfileText,
+          tags: o.tag,
+          buildArgs: kv(o.buildArg, 'build-arg'),
+          labels: kv(o.label, 'label'),
+          target: o.target,
+          noCache: o.cache === false,
+          network: o.network as 'none' | 'host',
+          runStep,
+          resolveBase: async (name) => {
+            const mod = '../../registry/index.js';
+            const reg = (await import(mod).catch(() => undefined)) as { pullIfMissing?: (e: typeof engine, r: string) => Promise<unknown> } | undefined;
+            await reg?.pullIfMissing?.(engine, name);
+          },
+          progress: o.quiet ? undefined : (l) => err(l + '\n'),
+        });
+        if (o.iidfile) await writeFile(o.iidfile, res.id);
+        if (o.quiet) out(`${res.id}\n`);
+        else err(`#done ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
+      } finally {
+        if (tmp) await rm(tmp, { recursive: true, force: true });
+      }
+    });
+
+  const builder = program.command('builder').description('Manage builds');
+  builder
+    .command('prune')
+    .description('Remove build cache')
+    .option('-a, --all', 'Remove all unused build cache')
+    .option('-f, --force', 'Do not prompt for confirmation')
+    .action(async () => {
+      const engine = getEngine();
+      const rows = engine.db.prepare('SELECT key, blob FROM build_cache').all() as { key: string; blob: string }[];
+      const before = engine.content.list().reduce((a, d) => a + (engine.content.info(d)?.size ?? 0), 0);
+      engine.db.prepare('DELETE FROM build_cache').run();
+      await engine.images.gc();
+      const after = engine.content.list().reduce((a, d) => a + (engine.content.info(d)?.size ?? 0), 0);
+      if (rows.length) out(`Deleted build cache objects:\n${rows.map((r) => r.key.slice(7, 32)).join('\n')}\n\n`);
+      out(`Total:\t${humanSize(Math.max(0, before - after))}\n`);
+    });
+}
