@@ -139,3 +139,16 @@ export function isMounted(target: string): boolean {
     return false;
   }
 }
+
+/**
+ * Try a mount synchronously and take it off again (storage-driver detection needs an answer
+ * before anything async can run). Returns the mount tool's error text when it fails.
+ */
+export function probeMountSync(m: Mount, target: string, cwd?: string): { ok: true } | { ok: false; error: string } {
+  const args = m.type === 'bind' ? ['--bind', m.source, target] : ['-t', m.type, '-o', m.options.join(','), m.source, target];
+  const r = spawnSync('mount', args, { cwd, encoding: 'utf8' });
+  if (r.error || r.status !== 0) return { ok: false, error: (r.stderr || r.error?.message || `mount exited with ${r.status}`).trim() };
+  const u = spawnSync('umount', [target], { encoding: 'utf8' });
+  if (u.status !== 0) spawnSync('umount', ['-l', target]);
+  return { ok: true };
+}
