@@ -27,8 +27,9 @@ export interface ApplyResult {
   entries: number;
 }
 
-// char devices a container may legitimately ship in its image (docker creates these anyway)
+// overlayfs' private xattrs (opaque, redirect, origin, metacopy...): never taken from a layer
 const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
+// char devices a container may legitimately ship in its image (docker creates these anyway)
 const SAFE_CHAR_DEVICES = new Set(['1:3', '1:5', '1:7', '1:8', '1:9', '5:0', '5:1', '5:2', '0:0']);
 
 export async function applyLayer(root: string, tar: AsyncIterable<Buffer>, opts: ApplyOptions = {}): Promise<ApplyResult> {

@@ -40,7 +40,7 @@ function zstdProcess(args: string[]): Duplex {
   child.on('error', (e: NodeJS.ErrnoException) => duplex.destroy(e.code === 'ENOENT' ? failedPrecondition('zstd is not installed', 'install the Debian package zstd') : e));
   // a consumer that stops early (a refused layer) must not leave zstd running, or it keeps the process alive
   duplex.on('close', () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill();
+    if (!duplex.readableEnded && child.exitCode === null && child.signalCode === null) child.kill();
   });
   child.on('close', (code) => {
     if (code !== 0 && code !== null) duplex.destroy(invalidArgument(`zstd failed: ${stderr.trim() || 'exit ' + code}`, 'the layer is not valid zstd data'));
