@@ -24,6 +24,8 @@ export interface RunStepRequest {
   args: string[];
   env: string[];
   network: 'none' | 'host';
+  /** where the command's output goes (build progress), or nowhere */
+  output?: import('node:stream').Writable;
 }
 export type RunStep = (req: RunStepRequest) => Promise<LayerRecord>;
 
@@ -40,6 +42,8 @@ export interface BuildOptions {
   runStep: RunStep;
   resolveBase?: (name: string) => Promise<void>; // e.g. pull from a loopback registry
   progress?: (line: string) => void;
+  /** RUN output (stdout and stderr of the step's container) */
+  output?: import('node:stream').Writable;
 }
 
 export interface BuildResult {
@@ -202,7 +206,7 @@ export async function build(engine: Engine, o: BuildOptions): Promise<BuildResul
             createdBy = `RUN ${ins.json ? JSON.stringify(args) : args.join(' ')} # buildkit`;
             if (buildArgEnv.length) createdBy = `RUN |${buildArgEnv.length} ${buildArgEnv.join(' ')} ${args.join(' ')} # buildkit`;
             cacheKey = sha256(JSON.stringify([parentChain, 'RUN', args, env, cfg.User ?? '', cfg.WorkingDir ?? '', ins.flags]));
-            makeLayer = () => o.runStep({ engine, layers: st.layers, config: cfg, args, env, network: ins.flags.network?.[0] === 'host' ? 'host' : o.network ?? 'none' });
+            makeLayer = () => o.runStep({ engine, layers: st.layers, config: cfg, args, env, network: ins.flags.network?.[0] === 'host' ? 'host' : o.network ?? 'none', output: o.output });
           } else throw invalidArgument(`${where(df.file, ins)}: ${ins.cmd} is not supported`);
 
           let created = now();

@@ -3,34 +3,95 @@
 // {{upper}}/{{lower}}/{{join .X ","}}/{{index .X "k"}}, {{range .X}}...{{end}}, {{if}}...{{end}}).
 import { invalidArgument } from '../errors.js';
 
-/** docker's units.HumanSize: decimal units, 3 significant digits ("1.99MB", "0B"). */
+/** The exact decimal expansion of a finite positive double: its digits (no trailing zeros) and decimal point position. */
+function exactDecimal(x: number): { digits: string; dp: number } {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  const bits = view.getBigUint64(0);
+  const expBits = Number((bits >> 52n) & 0x7ffn);
+  let mant = bits & ((1n << 52n) - 1n);
+  let e2: number;
+  if (expBits === 0) e2 = -1074;
+  else {
+    mant |= 1n << 52n;
+    e2 = expBits - 1075;
+  }
+  let digits: string;
+  let dp: number;
+  if (e2 >= 0) {
+    digits = (mant << BigInt(e2)).toString();
+    dp = digits.length;
+  } else {
+    // mant * 2^e2 = mant * 5^-e2 / 10^-e2
+    digits = (mant * 5n ** BigInt(-e2)).toString();
+    dp = digits.length + e2;
+  }
+  return { digits: digits.replace(/0+$/, '') || '0', dp };
+}
+
+/** Go's strconv.FormatFloat(v, 'g', prec, 64), i.e. fmt's %.<prec>g: round half to even on exact ties, trailing zeros dropped. */
+export function goFormatG(v: number, prec: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (!Number.isFinite(v)) return v > 0 ? '+Inf' : '-Inf';
+  if (v === 0) return '0';
+  const neg = v < 0;
+  let { digits, dp } = exactDecimal(Math.abs(v));
+  if (digits.length > prec) {
+    const head = digits.slice(0, prec);
+    const next = Number(digits[prec]);
+    const rest = digits.slice(prec + 1);
+    const up = next > 5 || (next === 5 && (/[1-9]/.test(rest) || Number(head[head.length - 1]) % 2 === 1));
+    let d = BigInt(head);
+    if (up) d += 1n;
+    let s = d.toString();
+    if (s.length > prec) {
+      dp++;
+      s = s.slice(0, prec);
+    }
+    digits = s.replace(/0+$/, '') || '0';
+  }
+  const exp = dp - 1;
+  let out: string;
+  if (exp < -4 || exp >= prec) {
+    out = digits[0] + (digits.length > 1 ? '.' + digits.slice(1) : '') + 'e' + (exp < 0 ? '-' : '+') + String(Math.abs(exp)).padStart(2, '0');
+  } else if (dp <= 0) {
+    out = '0.' + '0'.repeat(-dp) + digits;
+  } else if (dp >= digits.length) {
+    out = digits + '0'.repeat(dp - digits.length);
+  } else {
+    out = digits.slice(0, dp) + '.' + digits.slice(dp);
+  }
+  return neg ? '-' + out : out;
+}
+
+/** docker's units.HumanSize: decimal units, %.3g ("1.99MB", "0B", "100kB", "1e+03kB"). */
 export function humanSize(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
   let i = 0;
   let v = n;
   while (v >= 1000 && i < units.length - 1) {
     v /= 1000;
     i++;
   }
-  return `${Number(v.toPrecision(3))}${units[i]}`;
+  return `${goFormatG(v, 3)}${units[i]}`;
 }
 
-/** docker's units.HumanDuration */
+/** docker's units.HumanDuration (seconds and minutes truncate; hours round, then divide as integers). */
 export function humanDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
+  const s = Math.trunc(ms / 1000);
   if (s < 1) return 'Less than a second';
   if (s === 1) return '1 second';
   if (s < 60) return `${s} seconds`;
-  const m = Math.round(s / 60);
+  const m = Math.trunc(ms / 60_000);
   if (m === 1) return 'About a minute';
   if (m < 60) return `${m} minutes`;
-  const h = Math.round(s / 3600);
+  const h = Math.round(ms / 3600_000);
   if (h === 1) return 'About an hour';
   if (h < 48) return `${h} hours`;
-  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
-  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
-  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
-  return `${Math.round(h / 24 / 365)} years`;
+  if (h < 24 * 7 * 2) return `${Math.trunc(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.trunc(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.trunc(h / 24 / 30)} months`;
+  return `${Math.trunc(Math.trunc(ms / 3600_000) / 24 / 365)} years`;
 }
 
 export function since(iso: string | undefined): string {
@@ -48,16 +109,33 @@ export function goTime(iso: string | undefined): string {
   return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000 UTC`;
 }
 
+/** Go's time.RFC3339 in UTC ("2024-01-01T00:00:00Z"), as `history -H=false` prints dates. */
+export function rfc3339(iso: string | undefined): string {
+  if (!iso) return '';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '';
+  return new Date(Math.floor(t / 1000) * 1000).toISOString().replace(/\.000Z$/, 'Z');
+}
+
 export function truncate(s: string, n: number): string {
   return [...s].length > n ? [...s].slice(0, n - 1).join('') + '…' : s;
 }
 
-/** Align rows like Go's tabwriter with padding 3 (docker's tables). */
+/**
+ * Align rows like docker's tables: Go's tabwriter with minwidth 10, padding 3, padded with
+ * spaces. Every cell but a row's last is padded to its column's width (so a row whose last
+ * cell is empty ends in spaces, as docker's does); the last cell is printed as it is.
+ */
 export function table(rows: string[][]): string {
   if (rows.length === 0) return '';
+  const MINWIDTH = 10;
+  const PADDING = 3;
+  const len = (c: string) => [...c].length;
   const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, [...c].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - [...c].length + 3))).join('').trimEnd()).join('\n') + '\n';
+  for (const r of rows) r.forEach((c, i) => {
+    if (i < r.length - 1) widths[i] = Math.max(widths[i] ?? MINWIDTH, len(c) + PADDING);
+  });
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - len(c)))).join('')).join('\n') + '\n';
 }
 
 // ---------------------------------------------------------------- Go templates (subset)
@@ -69,15 +147,23 @@ type Node =
   | { t: 'if'; v: string; body: Node[]; else: Node[] };
 
 function tokenize(src: string): Node[] {
-  const re = /\{\{-?\s*(.*?)\s*-?\}\}/gs;
+  // "{{- " trims the whitespace before the action, " -}}" the whitespace after it (as Go does)
+  const re = /\{\{(-\s)?\s*(.*?)\s*(\s-)?\}\}/gs;
   const stack: { node: Node[]; kind?: Node }[] = [{ node: [] }];
   let last = 0;
+  let trimNext = false;
   let m: RegExpExecArray | null;
   const cur = () => stack[stack.length - 1];
+  const text = (v: string, trimEnd: boolean) => {
+    let t = trimNext ? v.trimStart() : v;
+    if (trimEnd) t = t.trimEnd();
+    if (t) cur().node.push({ t: 'text', v: t });
+  };
   while ((m = re.exec(src))) {
-    if (m.index > last) cur().node.push({ t: 'text', v: src.slice(last, m.index) });
+    text(src.slice(last, m.index), Boolean(m[1]));
+    trimNext = Boolean(m[3]);
     last = re.lastIndex;
-    const a = m[1];
+    const a = m[2];
     if (a.startsWith('range ')) {
       const n: Node = { t: 'range', v: a.slice(6), body: [] };
       cur().node.push(n);
@@ -95,7 +181,7 @@ function tokenize(src: string): Node[] {
       stack.pop();
     } else cur().node.push({ t: 'expr', v: a });
   }
-  if (last < src.length) cur().node.push({ t: 'text', v: src.slice(last) });
+  text(src.slice(last), false);
   if (stack.length !== 1) throw invalidArgument('template: missing {{end}}');
   return stack[0].node;
 }
@@ -106,6 +192,20 @@ function splitArgs(s: string): string[] {
   let m;
   while ((m = re.exec(s))) out.push(m[1] !== undefined ? JSON.stringify(JSON.parse(`"${m[1]}"`)) : m[2]);
   return out;
+}
+
+/** Go's fmt.Sprintf for the verbs templates use: %s %v %d %q %%, with - and a width. */
+export function goSprintf(fmt: string, args: unknown[]): string {
+  let i = 0;
+  return fmt.replace(/%(-?)(\d*)([svdq%])/g, (_, left: string, width: string, verb: string) => {
+    if (verb === '%') return '%';
+    if (i >= args.length) return `%!${verb}(MISSING)`;
+    const a = args[i++];
+    let v = verb === 'q' ? JSON.stringify(String(a)) : verb === 'd' && typeof a !== 'number' ? `%!d(string=${String(a)})` : typeof a === 'string' ? a : goPrint(a);
+    const w = Number(width || 0);
+    if ([...v].length < w) v = left ? v + ' '.repeat(w - [...v].length) : ' '.repeat(w - [...v].length) + v;
+    return v;
+  });
 }
 
 function lookup(dot: unknown, path: string): unknown {
@@ -128,12 +228,24 @@ export function goPrint(v: unknown): string {
   return String(v);
 }
 
-function evalExpr(expr: string, dot: unknown): unknown {
-  const parts = expr.split('|').map((p) => p.trim());
+type Vars = Record<string, unknown>;
+
+/** Split a pipeline on the | that are not inside a quoted string. */
+function splitPipeline(expr: string): string[] {
+  return (expr.match(/(?:"(?:[^"\\]|\\.)*"|[^|"])+/g) ?? ['']).map((p) => p.trim());
+}
+
+function evalExpr(expr: string, dot: unknown, vars: Vars = {}): unknown {
+  const parts = splitPipeline(expr);
   let val: unknown;
   parts.forEach((p, i) => {
     const args = splitArgs(p);
-    const arg = (a: string) => (a.startsWith('"') ? JSON.parse(a) : a.startsWith('.') ? lookup(dot, a) : /^-?\d+$/.test(a) ? Number(a) : a);
+    const variable = (a: string) => {
+      const m = /^\$(\w*)(.*)$/.exec(a)!;
+      if (!(m[1] in vars)) throw invalidArgument(`template: undefined variable "$${m[1]}"`);
+      return m[2] ? lookup(vars[m[1]], m[2]) : vars[m[1]];
+    };
+    const arg = (a: string) => (a.startsWith('"') ? JSON.parse(a) : a.startsWith('.') ? lookup(dot, a) : a.startsWith('$') ? variable(a) : /^-?\d+$/.test(a) ? Number(a) : a);
     const fnArgs = args.slice(1).map(arg);
     if (i > 0) fnArgs.push(val);
     switch (args[0]) {
@@ -146,6 +258,7 @@ function evalExpr(expr: string, dot: unknown): unknown {
       case 'index': val = (fnArgs[0] as Record<string, unknown> | undefined)?.[String(fnArgs[1])]; break;
       case 'println': val = fnArgs.map(goPrint).join(' ') + '\n'; break;
       case 'print': val = fnArgs.map(goPrint).join(''); break;
+      case 'printf': val = goSprintf(String(fnArgs[0]), fnArgs.slice(1)); break;
       case 'truncate': val = String(fnArgs[0]).slice(0, Number(fnArgs[1])); break;
       case 'pad': val = String(fnArgs[0]); break;
       default:
@@ -156,21 +269,30 @@ function evalExpr(expr: string, dot: unknown): unknown {
   return val;
 }
 
-function render(nodes: Node[], dot: unknown): string {
+function render(nodes: Node[], dot: unknown, vars: Vars): string {
   let out = '';
   for (const n of nodes) {
     if (n.t === 'text') out += n.v;
     else if (n.t === 'expr') {
-      const v = evalExpr(n.v, dot);
+      const v = evalExpr(n.v, dot, vars);
       out += typeof v === 'string' ? v : goPrint(v);
     } else if (n.t === 'range') {
-      const v = evalExpr(n.v, dot);
-      const items = Array.isArray(v) ? v : v && typeof v === 'object' ? Object.values(v) : [];
-      for (const it of items) out += render(n.body, it);
+      // {{range .X}}, {{range $v := .X}}, {{range $k, $v := .X}}; maps in sorted key order, as Go does
+      const decl = /^\$(\w+)\s*(?:,\s*\$(\w+)\s*)?:=\s*(.*)$/.exec(n.v);
+      const v = evalExpr(decl ? decl[3] : n.v, dot, vars);
+      const entries: [unknown, unknown][] = Array.isArray(v) ? v.map((x, i) => [i, x]) : v && typeof v === 'object' ? Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]) : [];
+      for (const [k, it] of entries) {
+        const inner = { ...vars };
+        if (decl && decl[2]) {
+          inner[decl[1]] = k;
+          inner[decl[2]] = it;
+        } else if (decl) inner[decl[1]] = it;
+        out += render(n.body, it, inner);
+      }
     } else {
-      const v = evalExpr(n.v, dot);
+      const v = evalExpr(n.v, dot, vars);
       const truthy = Array.isArray(v) ? v.length > 0 : v && typeof v === 'object' ? Object.keys(v).length > 0 : Boolean(v);
-      out += render(truthy ? n.body : n.else, dot);
+      out += render(truthy ? n.body : n.else, dot, vars);
     }
   }
   return out;
@@ -197,7 +319,7 @@ export function compileFormat(fmt: string, headers: Record<string, string> = {})
   if (isTable) {
     header = f.split('\t').map((col) => col.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_, k: string) => headers[k] ?? k.toUpperCase()));
   }
-  return { isTable, header, row: (obj) => render(nodes, obj) };
+  return { isTable, header, row: (obj) => render(nodes, obj, { '': obj }) };
 }
 
 /** Print objects with a --format, as a table when asked. */

@@ -4,6 +4,8 @@ import { ShaleError } from '../errors.js';
 import { closeEngine, setGlobals } from './context.js';
 import { register as registerImages } from './commands/images.js';
 import { register as registerSystem } from './commands/system.js';
+import { register as registerContainers } from './commands/containers.js';
+import { register as registerRegistry } from './commands/registry.js';
 import { register as registerBuild } from './commands/build.js';
 
 const EXIT: Record<string, number> = { NotFound: 1, InvalidArgument: 1, Conflict: 1, FailedPrecondition: 1, PermissionDenied: 1 };
@@ -33,6 +35,8 @@ export function buildProgram(): Command {
     });
   registerImages(program);
   registerSystem(program);
+  registerContainers(program);
+  registerRegistry(program);
   registerBuild(program);
   return program;
 }

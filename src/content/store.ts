@@ -62,8 +62,13 @@ export class ContentStore {
     }
   }
 
-  /** Stream data into the store. Resolves with its digest once it is durable. */
-  async ingest(source: Readable | AsyncIterable<Buffer>, expected: Expected = {}, what = 'blob'): Promise<BlobInfo> {
+  /**
+   * Stream data into the store. Resolves with its digest once it is durable. `beforeCommit`
+   * (if given) runs once the bytes are written and verified, before the blob becomes visible:
+   * if it throws, nothing is stored (callers use it to wait for checks made on another copy of
+   * the stream, such as a layer's tar being well-formed).
+   */
+  async ingest(source: Readable | AsyncIterable<Buffer>, expected: Expected = {}, what = 'blob', opts: { beforeCommit?: () => Promise<void> } = {}): Promise<BlobInfo> {
     const tmp = join(this.ingestDir, `${Date.now()}-${randomBytes(6).toString('hex')}`);
     const hasher = new HashingStream();
     const fh = await open(tmp, 'wx', 0o644);
@@ -79,6 +84,7 @@ export class ContentStore {
     const got = { digest: hasher.digest(), size: hasher.size };
     try {
       verify(what, expected, got);
+      await opts.beforeCommit?.();
     } catch (e) {
       await unlink(tmp).catch(() => {});
       throw e;

@@ -1,23 +1,70 @@
 // Where the image commands meet containers and storage drivers. Kept apart so that the
 // image store does not depend on containers; the containers module fills these in.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Engine } from './index.js';
+import { ContainerStore, shortCid } from '../containers/store.js';
+import { getSnapshotter, imageSnapshotKeys } from './rootfs.js';
 
 /** Name or short ID of a container that uses the image, if any. */
 export function containerUsingImage(engine: Engine, imageId: string): string | undefined {
-  void engine;
-  void imageId;
-  return undefined;
+  const c = new ContainerStore(engine).usingImage(imageId)[0];
+  return c ? shortCid(c.id) : undefined;
 }
 
-/** Remove unpacked layers (snapshots) that no image or container needs any more. */
+/**
+ * Remove unpacked layers (snapshots) that no image or container needs any more: committed
+ * chains and init layers of deleted images, and leftovers of interrupted unpacks.
+ */
 export async function gcSnapshots(engine: Engine): Promise<void> {
-  void engine;
+  // nothing unpacked yet: do not open (and so create, after probing mounts) a storage driver
+  if (!['overlay2', 'vfs', 'fuse-overlayfs'].some((d) => existsSync(join(engine.root, d, 'metadata.db')))) return;
+  const sn = getSnapshotter(engine);
+  const keep = imageSnapshotKeys(engine);
+  for (const c of new ContainerStore(engine).list()) keep.add(c.id);
+  // remove children before parents: repeat while something went
+  for (let pass = 0; pass < 1000; pass++) {
+    const all = await sn.list();
+    const parents = new Set(all.map((s) => s.parent).filter((p): p is string => !!p));
+    let removed = 0;
+    for (const s of all) {
+      if (keep.has(s.key) || parents.has(s.key)) continue;
+      if (s.kind === 'active' && s.key.startsWith('extract-') && Date.now() - Date.parse(s.created) < 3600_000) continue; // an unpack under way
+      await sn.remove(s.key).catch(() => undefined);
+      removed++;
+    }
+    if (!removed) break;
+  }
 }
 
 /** inspect for non-image objects (containers, volumes). */
 export async function inspectOther(engine: Engine, name: string, opts: { size?: boolean; type?: string }): Promise<unknown | undefined> {
-  void engine;
-  void name;
-  void opts;
+  const { inspectContainer, inspectVolume } = await import('../cli/commands/containers.js');
+  if (!opts.type || opts.type === 'container') {
+    const c = new ContainerStore(engine).tryResolve(name);
+    if (c) return inspectContainer(engine, c, !!opts.size);
+  }
+  if (!opts.type || opts.type === 'volume') {
+    const v = inspectVolume(engine, name);
+    if (v) return v;
+  }
   return undefined;
+}
+
+/** system check: containers whose writable layer is missing, and writable layers without a container. */
+export async function checkContainers(engine: Engine): Promise<string[]> {
+  const problems: string[] = [];
+  const store = new ContainerStore(engine);
+  const containers = store.list();
+  if (containers.length === 0 && !existsSync(join(engine.root, 'containers'))) return problems;
+  const sn = getSnapshotter(engine);
+  for (const c of containers) {
+    if (!sn.exists(c.id)) problems.push(`container ${shortCid(c.id)} (${c.name}): its writable layer is missing`);
+    if (!engine.images.get(c.imageId)) problems.push(`container ${shortCid(c.id)} (${c.name}): its image ${c.imageId} is missing`);
+  }
+  const ids = new Set(containers.map((c) => c.id));
+  for (const s of await sn.list()) {
+    if (s.labels?.['shale.container'] && !ids.has(s.key)) problems.push(`writable layer ${s.key} belongs to no container`);
+  }
+  return problems;
 }

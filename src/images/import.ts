@@ -27,9 +27,10 @@ export async function importTarball(engine: Engine, source: Readable, opts: Impo
       created,
       config: {},
       rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+      // docker: the message, or "Imported from -", is both the config's and the history's comment
+      comment: opts.message || 'Imported from -',
       history: [{ created, created_by: '', comment: opts.message || 'Imported from -' }],
     };
-    if (opts.message) config.comment = opts.message;
     opts.changes?.(config);
     return engine.images.createImage(config, [layer], opts.tag ? [opts.tag] : []);
   } finally {

@@ -44,12 +44,14 @@ export async function ingestTar(content: ContentStore, tar: Readable, compressio
   const diff = new HashingStream();
   tar.on('error', (e) => diff.destroy(e));
   const src = tar.pipe(diff);
+  // the blob is committed only once the whole tar has been read as a well-formed archive
+  let scanned!: Promise<number>;
   const [size, blob] = await fanOut<[number, { digest: Digest; size: number }]>(src, [
-    (r) => scanLayerSize(r),
+    (r) => (scanned = scanLayerSize(r)),
     (r) => {
       const c = compressor(compression);
       r.on('error', (e) => c.destroy(e));
-      return content.ingest(r.pipe(c), {}, 'layer');
+      return content.ingest(r.pipe(c), {}, 'layer', { beforeCommit: async () => { await scanned; } });
     },
   ]);
   return { blob: blob.digest, diffId: diff.digest(), mediaType: ociLayerMediaType(compression), blobSize: blob.size, size, tarSize: diff.size };
@@ -59,18 +61,26 @@ export async function ingestTar(content: ContentStore, tar: Readable, compressio
 export async function ingestBlob(content: ContentStore, stream: Readable, expected: Expected = {}, expectedDiffId?: string): Promise<LayerRecord & { compression: Compression }> {
   const { head, stream: s } = await peek(stream);
   const compression = detect(head);
-  const diff = new HashingStream();
+  // an uncompressed blob is its own tar: its diff_id is its digest, so it is hashed once
+  const diff = compression === 'none' ? undefined : new HashingStream();
+  const mismatch = (blob: string, diffId: string) => invalidArgument(`layer ${blob}: its uncompressed digest ${diffId} does not match the config's diff_id ${expectedDiffId}`, 'the image is corrupt');
+  // the blob is committed only once its tar has been read whole and its diff_id checked
+  let scanned!: Promise<number>;
   const [blob, size] = await fanOut<[{ digest: Digest; size: number }, number]>(s, [
-    (r) => content.ingest(r, expected, 'layer'),
-    async (r) => {
+    (r) => content.ingest(r, expected, expected.digest ? `layer ${expected.digest}` : 'layer', {
+      beforeCommit: async () => {
+        await scanned;
+        if (diff && expectedDiffId && diff.digest() !== expectedDiffId) throw mismatch(expected.digest ?? 'blob', diff.digest());
+      },
+    }),
+    (r) => (scanned = (async () => {
+      if (!diff) return scanLayerSize(r);
       const { tar } = await openUncompressed(r);
       tar.on('error', (e) => diff.destroy(e));
       return scanLayerSize(tar.pipe(diff));
-    },
+    })()),
   ]);
-  const diffId = diff.digest();
-  if (expectedDiffId && expectedDiffId !== diffId) {
-    throw invalidArgument(`layer ${blob.digest}: its uncompressed digest ${diffId} does not match the config's diff_id ${expectedDiffId}`, 'the image is corrupt');
-  }
-  return { blob: blob.digest, diffId, mediaType: ociLayerMediaType(compression), blobSize: blob.size, size, tarSize: diff.size, compression };
+  const diffId = diff ? diff.digest() : blob.digest;
+  if (expectedDiffId && expectedDiffId !== diffId) throw mismatch(blob.digest, diffId);
+  return { blob: blob.digest, diffId, mediaType: ociLayerMediaType(compression), blobSize: blob.size, size, tarSize: diff ? diff.size : blob.size, compression };
 }

@@ -157,6 +157,7 @@ function clean(name: string): string {
 /** Load a docker-archive or OCI-layout tar (as `docker load` does). */
 export async function loadArchive(engine: Engine, source: AsyncIterable<Buffer>, opts: { onProgress?: (msg: string) => void } = {}): Promise<LoadResult> {
   const release = engine.images.lease(['*']);
+  let released = false;
   const small = new Map<string, Buffer>();
   const big = new Map<string, LayerRecord>();
   const ingested: Digest[] = [];
@@ -207,7 +208,7 @@ export async function loadArchive(engine: Engine, source: AsyncIterable<Buffer>,
         }
         const img = engine.images.createImageFromConfigBytes(cfgBytes, layers, e.RepoTags ?? []);
         result.images.push({ id: img.id, tags: e.RepoTags ?? [] });
-        opts.onProgress?.(e.RepoTags?.length ? e.RepoTags.map((t) => `Loaded image: ${t}`).join('\n') : `Loaded image ID: ${img.id}`);
+        opts.onProgress?.(e.RepoTags?.length ? e.RepoTags.map((t) => `Loaded image: ${familiarName(parseReference(t))}`).join('\n') : `Loaded image ID: ${img.id}`);
       }
       return result;
     }
@@ -252,12 +253,20 @@ export async function loadArchive(engine: Engine, source: AsyncIterable<Buffer>,
     await visit(JSON.parse(indexJson.toString('utf8')) as Index);
     return result;
   } catch (e) {
-    // leave the store as it was: drop blobs this load wrote that nothing references
+    // leave the store as it was: drop blobs this load wrote that nothing references, except
+    // those another live writer may be about to record (its lease began before the blob landed)
+    release();
+    released = true;
     const keep = engine.images.referencedBlobs();
-    for (const d of ingested) if (!keep.has(d)) await engine.content.delete(d);
+    const leases = engine.images.liveLeases();
+    for (const d of ingested) {
+      if (keep.has(d) || leases.digests.has(d)) continue;
+      if (leases.since !== undefined && (engine.content.mtime(d) ?? 0) >= leases.since) continue;
+      await engine.content.delete(d);
+    }
     throw e;
   } finally {
-    release();
+    if (!released) release();
   }
 }
 

@@ -79,6 +79,7 @@ export function register(program: Command): void {
             await reg?.pullIfMissing?.(engine, name);
           },
           progress: o.quiet ? undefined : (l) => err(l + '\n'),
+          output: o.quiet ? undefined : process.stderr,
         });
         if (o.iidfile) await writeFile(o.iidfile, res.id);
         if (o.quiet) out(`${res.id}\n`);

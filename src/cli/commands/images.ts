@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { getEngine, out, err } from '../context.js';
-import { compileFormat, goTime, humanSize, printFormatted, since, table, truncate } from '../format.js';
+import { compileFormat, goTime, humanSize, printFormatted, rfc3339, since, table, truncate } from '../format.js';
 import { importTarball } from '../../images/import.js';
 import { loadArchive, openFile, saveDockerArchive, saveOciArchive, saveOciDir } from '../../images/transport.js';
 import { bootstrapBusybox } from '../../images/bootstrap.js';
@@ -43,6 +43,11 @@ export function imageSizes(engine: Engine): Map<string, { size: number; shared: 
   return res;
 }
 
+/** docker marshals a format context as a map, so `{{json .}}` prints its keys in sorted order. */
+function sortedKeys<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as T;
+}
+
 export function imageRows(engine: Engine, opts: { all?: boolean; digests?: boolean; containersUsing?: (id: string) => number } = {}): ImageRow[] {
   const sizes = imageSizes(engine);
   const rows: ImageRow[] = [];
@@ -54,12 +59,12 @@ export function imageRows(engine: Engine, opts: { all?: boolean; digests?: boole
     };
     const digests = engine.images.repoDigestsOf(img.id);
     const tags = engine.images.tagsOf(img.id);
-    if (tags.length === 0) rows.push({ ...base, Repository: '<none>', Tag: '<none>', Digest: digests[0]?.split('@')[1] ?? '<none>' });
+    if (tags.length === 0) rows.push(sortedKeys({ ...base, Repository: '<none>', Tag: '<none>', Digest: digests[0]?.split('@')[1] ?? '<none>' }));
     for (const t of tags) {
       const r = parseReference(t);
       const fam = familiarName({ ...r, tag: undefined });
       const dg = digests.find((d) => d.startsWith(`${r.domain}/${r.path}@`));
-      rows.push({ ...base, Repository: fam, Tag: r.tag ?? '<none>', Digest: dg?.split('@')[1] ?? '<none>' });
+      rows.push(sortedKeys({ ...base, Repository: fam, Tag: r.tag ?? '<none>', Digest: dg?.split('@')[1] ?? '<none>' }));
     }
   }
   return rows;
@@ -97,15 +102,16 @@ function historyRows(engine: Engine, img: ImageRecord, human: boolean, noTrunc: 
   let li = 0;
   const rows = hist.map((h) => {
     const size = h.empty_layer ? 0 : layers[li++]?.size ?? 0;
-    const createdBy = h.created_by ?? '';
-    return {
+    // docker: tabs become spaces, then (unless --no-trunc) an ellipsis at 45 characters
+    const createdBy = (h.created_by ?? '').replace(/\t/g, ' ');
+    return sortedKeys({
       ID: '<missing>',
-      CreatedSince: human ? since(h.created) : h.created ?? '',
-      CreatedAt: h.created ?? '',
-      CreatedBy: noTrunc ? createdBy : truncate(createdBy.replace(/\s+/g, ' '), 45),
+      CreatedSince: human ? since(h.created) : rfc3339(h.created),
+      CreatedAt: rfc3339(h.created),
+      CreatedBy: noTrunc ? createdBy : truncate(createdBy, 45),
       Size: human ? humanSize(size) : String(size),
       Comment: h.comment ?? '',
-    };
+    });
   });
   rows.reverse();
   if (rows.length) rows[0].ID = noTrunc ? img.id : shortId(img.id);

@@ -1,0 +1,552 @@
+// Containers: create (a record plus a thin writable snapshot on the image's layers), start
+// (mount the rootfs, resolve mounts and user, write the OCI bundle, hand it to the runtime
+// under a supervisor), stop/kill/wait, exec, remove. The CLI and the shim both use these.
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, lstatSync, readdirSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { Engine } from '../engine/index.js';
+import { getSnapshotter, unpackImage } from '../engine/rootfs.js';
+import { conflict, invalidArgument, isShaleError, notFound, ShaleError } from '../errors.js';
+import { mountAll } from '../snapshots/index.js';
+import { mountedAt, unmountRootfs } from './mounts.js';
+import { logOptions } from './logs.js';
+import { resolveInRootfs } from './paths.js';
+import { findRuntime, runtimeArgv, signalNumber } from './runtime.js';
+import { buildSpec, type SpecMount } from './spec.js';
+import { ContainerStore, newId, newState, shortCid, type CConfig, type Container, type HostConfig, type MountSpec } from './store.js';
+import { startFailureCode, supervise, type Ready } from './supervise.js';
+import { resolveUser } from './user.js';
+import { VolumeStore, VOLUME_NAME_RE } from './volumes.js';
+
+export { ContainerStore, shortCid, type Container } from './store.js';
+export { VolumeStore } from './volumes.js';
+
+export interface CreateOptions {
+  image: string;
+  name?: string;
+  cmd?: string[];
+  entrypoint?: string;
+  env?: string[];
+  envFiles?: string[];
+  workdir?: string;
+  user?: string;
+  volumes?: string[];
+  mounts?: string[];
+  network?: string;
+  rm?: boolean;
+  interactive?: boolean;
+  detach?: boolean;
+  logOpts?: string[];
+  logDriver?: string;
+  labels?: string[];
+  hostname?: string;
+  runtime?: string;
+}
+
+function pidAlive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function replaceEnv(env: string[], kv: string): string[] {
+  const k = kv.split('=')[0];
+  return [...env.filter((e) => e.split('=')[0] !== k), kv];
+}
+
+function readEnvFile(path: string): string[] {
+  const out: string[] = [];
+  for (const raw of readFileSync(path, 'utf8').split('\n')) {
+    const l = raw.replace(/^\s+/, '');
+    if (!l || l.startsWith('#')) continue;
+    out.push(l);
+  }
+  return out;
+}
+
+function checkTarget(t: string, flag: string): string {
+  if (!t) throw invalidArgument(`invalid ${flag} spec: no destination`);
+  if (!t.startsWith('/')) throw invalidArgument(`invalid mount config for type "${flag}": invalid mount path: '${t}' mount path must be absolute`);
+  const norm = '/' + t.split('/').filter(Boolean).join('/');
+  if (norm === '/') throw invalidArgument(`invalid ${flag} spec: destination can't be '/'`);
+  return norm;
+}
+
+function hostSource(src: string): string {
+  return resolve(src);
+}
+
+/** -v SRC:DST[:OPTS] or -v DST */
+export function parseVolumeFlag(v: string): MountSpec {
+  const parts = v.split(':');
+  if (parts.length === 1) return { Type: 'volume', Source: '', Target: checkTarget(parts[0], 'volume'), Anonymous: true };
+  if (parts.length > 3) throw invalidArgument(`invalid volume specification: '${v}'`);
+  const [src, dst, mode = ''] = parts;
+  const modes = mode.split(',').filter(Boolean);
+  for (const m of modes) if (!['ro', 'rw', 'z', 'Z', 'nocopy', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'consistent', 'cached', 'delegated'].includes(m)) throw invalidArgument(`invalid mode: ${m}`);
+  const ro = modes.includes('ro');
+  if (src.startsWith('/') || src.startsWith('.')) return { Type: 'bind', Source: hostSource(src), Target: checkTarget(dst, 'bind'), ReadOnly: ro };
+  if (!VOLUME_NAME_RE.test(src)) throw invalidArgument(`create ${src}: "${src}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+  return { Type: 'volume', Source: src, Target: checkTarget(dst, 'volume'), ReadOnly: ro };
+}
+
+/** --mount type=volume|bind,src=…,dst=…[,readonly] */
+export function parseMountFlag(v: string): MountSpec {
+  let type = 'volume';
+  let src = '';
+  let dst = '';
+  let ro = false;
+  for (const f of v.split(',')) {
+    const [k, val] = f.includes('=') ? [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)] : [f, undefined];
+    switch (k.toLowerCase()) {
+      case 'type': type = val ?? ''; break;
+      case 'source': case 'src': src = val ?? ''; break;
+      case 'destination': case 'dst': case 'target': dst = val ?? ''; break;
+      case 'readonly': case 'ro':
+        if (val === undefined || ['1', 'true'].includes(val.toLowerCase())) ro = true;
+        else if (['0', 'false'].includes(val.toLowerCase())) ro = false;
+        else throw invalidArgument(`invalid value for ${k}: ${val}`);
+        break;
+      case 'bind-propagation': case 'volume-nocopy': case 'consistency': case 'volume-driver': break;
+      default: throw invalidArgument(`unexpected key '${k}' in '${f}'`);
+    }
+  }
+  if (!dst) throw invalidArgument('invalid argument for --mount: target is required');
+  if (type === 'bind') {
+    if (!src) throw invalidArgument('invalid mount config for type "bind": field Source must not be empty');
+    const s = hostSource(src);
+    if (!existsSync(s)) throw invalidArgument(`invalid mount config for type "bind": bind source path does not exist: ${s}`);
+    return { Type: 'bind', Source: s, Target: checkTarget(dst, 'bind'), ReadOnly: ro };
+  }
+  if (type !== 'volume') throw invalidArgument(`mount type ${type} is not supported`, 'use type=volume or type=bind');
+  if (src && !VOLUME_NAME_RE.test(src)) throw invalidArgument(`invalid volume name ${src}`);
+  return { Type: 'volume', Source: src, Target: checkTarget(dst, 'volume'), ReadOnly: ro, Anonymous: !src };
+}
+
+export async function createContainer(engine: Engine, o: CreateOptions): Promise<Container> {
+  const store = new ContainerStore(engine);
+  const vols = new VolumeStore(engine);
+  const img = engine.images.tryResolve(o.image);
+  if (!img) throw notFound(`Unable to find image '${o.image}' locally`, 'shale does not pull on run: pull, load, import or build it first');
+  const icfg = engine.images.config(img.id).config ?? {};
+  const id = newId();
+  const name = o.name ?? store.randomName();
+  if (o.name !== undefined && store.byName(o.name)) {
+    throw new ShaleError('Conflict', `Conflict. The container name "/${o.name}" is already in use by container "${store.byName(o.name)!.id}". You have to remove (or rename) that container to be able to reuse that name.`, 'pick another --name or `shale rm` the old container');
+  }
+  let env = [...(icfg.Env ?? [])];
+  const extra = [...(o.envFiles ?? []).flatMap(readEnvFile), ...(o.env ?? [])];
+  for (const e of extra) {
+    if (e.includes('=')) env = replaceEnv(env, e);
+    else if (process.env[e] !== undefined) env = replaceEnv(env, `${e}=${process.env[e]}`);
+    else env = env.filter((x) => x.split('=')[0] !== e);
+  }
+  let entrypoint = icfg.Entrypoint ?? null;
+  let cmd = icfg.Cmd ?? null;
+  if (o.entrypoint !== undefined) {
+    entrypoint = o.entrypoint === '' ? null : [o.entrypoint];
+    cmd = null; // docker: --entrypoint resets the image's CMD
+  }
+  if (o.cmd && o.cmd.length) cmd = o.cmd;
+  if (!(entrypoint?.length) && !(cmd?.length)) throw invalidArgument('No command specified', 'give a command after the image name, or use an image with CMD or ENTRYPOINT');
+  const network = o.network ?? 'none';
+  if (!['none', 'host', 'default', 'bridge'].includes(network)) throw invalidArgument(`network ${network} not found`, 'shale supports --network none (the default) and --network host');
+  const labels: Record<string, string> = { ...(icfg.Labels ?? {}) };
+  for (const l of o.labels ?? []) {
+    const i = l.indexOf('=');
+    labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
+  }
+  const logCfg: Record<string, string> = {};
+  for (const kv of o.logOpts ?? []) {
+    const i = kv.indexOf('=');
+    if (i < 0) throw invalidArgument(`invalid key value pair format in log opts: ${kv}`);
+    logCfg[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  if (o.logDriver && o.logDriver !== 'json-file') throw invalidArgument(`log driver ${o.logDriver} is not supported`, 'shale writes json-file logs');
+  logOptions(logCfg);
+
+  // mounts: -v, --mount, then the image's VOLUMEs nobody mounted
+  const mounts: MountSpec[] = [...(o.volumes ?? []).map(parseVolumeFlag), ...(o.mounts ?? []).map(parseMountFlag)];
+  const seen = new Set<string>();
+  for (const m of mounts) {
+    if (seen.has(m.Target)) throw invalidArgument(`Duplicate mount point: ${m.Target}`);
+    seen.add(m.Target);
+  }
+  for (const v of Object.keys(icfg.Volumes ?? {})) {
+    const t = '/' + v.split('/').filter(Boolean).join('/');
+    if (!seen.has(t)) {
+      mounts.push({ Type: 'volume', Source: '', Target: t, Anonymous: true });
+      seen.add(t);
+    }
+  }
+  for (const m of mounts) {
+    if (m.Type === 'bind' && !existsSync(m.Source)) mkdirSync(m.Source, { recursive: true }); // docker's -v makes a missing host dir
+  }
+  const hostCfg: HostConfig = {
+    AutoRemove: !!o.rm,
+    NetworkMode: network === 'host' ? 'host' : 'none',
+    Mounts: mounts,
+    Binds: (o.volumes ?? []).filter((v) => v.includes(':')),
+    LogConfig: { Type: 'json-file', Config: logCfg },
+    Runtime: o.runtime,
+  };
+  const config: CConfig = {
+    ...icfg,
+    Hostname: o.hostname ?? (network === 'host' ? osHostname() : shortCid(id)),
+    Image: o.image,
+    Env: env,
+    Entrypoint: entrypoint,
+    Cmd: cmd,
+    WorkingDir: o.workdir ?? icfg.WorkingDir ?? '',
+    User: o.user ?? icfg.User ?? '',
+    Labels: labels,
+    AttachStdin: !!o.interactive,
+    AttachStdout: !o.detach,
+    AttachStderr: !o.detach,
+    OpenStdin: !!o.interactive,
+    Tty: false,
+  };
+  if (config.WorkingDir && !config.WorkingDir.startsWith('/')) throw invalidArgument(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`);
+
+  const sn = getSnapshotter(engine);
+  const parent = await unpackImage(engine, img.id);
+  const c: Container = { id, name, imageId: img.id, config, hostConfig: hostCfg, state: newState(), created: new Date().toISOString() };
+  store.insert(c);
+  try {
+    mkdirSync(store.dir(id), { recursive: true, mode: 0o710 });
+    await sn.prepare(id, parent, { 'shale.container': id });
+    // volumes now, so that `volume ls` shows them and rm -v knows them
+    for (const m of mounts) {
+      if (m.Type !== 'volume') continue;
+      if (m.Anonymous) m.Source = vols.create(undefined, { anonymous: true }).name;
+      else vols.create(m.Source);
+    }
+    store.updateConfig(id, config, hostCfg);
+  } catch (e) {
+    store.delete(id);
+    await sn.remove(id).catch(() => undefined);
+    rmSync(store.dir(id), { recursive: true, force: true });
+    throw e;
+  }
+  return store.get(id)!;
+}
+
+/** Mark a container whose supervisor died as exited (the CLI never leaves "running" ghosts). */
+export async function reconcile(engine: Engine, c: Container): Promise<Container> {
+  if (!c.state.Running) return c;
+  if (pidAlive(c.state.ShimPid) || pidAlive(c.state.Pid)) return c;
+  const store = new ContainerStore(engine);
+  const s = store.updateState(c.id, (s) => (s.Running && !pidAlive(s.ShimPid) ? { ...s, Status: 'exited', Running: false, Pid: 0, ExitCode: 255, Error: 'the supervising process died', FinishedAt: new Date().toISOString() } : s));
+  await unmountRootfs(join(store.dir(c.id), 'rootfs'));
+  return s ? { ...c, state: s } : c;
+}
+
+/** The container's rootfs mounted at <dir>/rootfs for host-side work (cp, export); release() unmounts it if the container is not running. */
+export async function mountRootfs(engine: Engine, c: Container): Promise<{ path: string; release: () => Promise<void> }> {
+  const store = new ContainerStore(engine);
+  const path = join(store.dir(c.id), 'rootfs');
+  mkdirSync(path, { recursive: true });
+  if (mountedAt(path)) return { path, release: async () => undefined };
+  await mountAll(await getSnapshotter(engine).mounts(c.id), path);
+  return {
+    path,
+    release: async () => {
+      const now = store.get(c.id);
+      if (!now?.state.Running) await unmountRootfs(path);
+    },
+  };
+}
+
+const HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
+
+let loHook: string[] | undefined | null;
+/** A createRuntime hook that brings lo up in a --network none container (docker's none has lo up). */
+function loopbackHook(): string[] | undefined {
+  if (loHook === undefined) {
+    const ok = ['/usr/bin/nsenter', '/usr/sbin/ip'].every((p) => existsSync(p));
+    loHook = ok ? ['sh', '-c', 'read -r s; p=${s#*\\"pid\\":}; p=${p%%[!0-9]*}; exec /usr/bin/nsenter -t "$p" -n /usr/sbin/ip link set lo up'] : null;
+  }
+  return loHook ?? undefined;
+}
+
+/** Copy what the image has at a volume's mount path into the volume if it is empty (docker's first-use copy). */
+function fillVolume(vols: VolumeStore, name: string, srcDir: string): void {
+  if (!vols.isEmpty(name)) return;
+  let st;
+  try {
+    st = lstatSync(srcDir);
+  } catch {
+    return;
+  }
+  if (!st.isDirectory() || readdirSync(srcDir).length === 0) return;
+  const r = spawnSync('cp', ['-a', '--', `${srcDir}/.`, vols.dataPath(name)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new ShaleError('Internal', `copying the image's ${srcDir} into volume ${name} failed: ${r.stderr}`);
+}
+
+/** Everything up to handing the bundle to the runtime: mount rootfs, mounts, user, config.json. */
+async function prepareBundle(engine: Engine, c: Container): Promise<void> {
+  const store = new ContainerStore(engine);
+  const vols = new VolumeStore(engine);
+  const dir = store.dir(c.id);
+  const rootfs = join(dir, 'rootfs');
+  mkdirSync(rootfs, { recursive: true });
+  if (!mountedAt(rootfs)) await mountAll(await getSnapshotter(engine).mounts(c.id), rootfs);
+  try {
+    const mounts: SpecMount[] = [];
+    for (const m of c.hostConfig.Mounts) {
+      const dest = resolveInRootfs(rootfs, m.Target, { what: 'mount target' });
+      let source: string;
+      if (m.Type === 'volume') {
+        if (!vols.get(m.Source)) vols.create(m.Source, { anonymous: m.Anonymous });
+        if (dest.exists) fillVolume(vols, m.Source, dest.host);
+        source = vols.dataPath(m.Source);
+      } else {
+        source = m.Source;
+        if (!existsSync(source)) throw invalidArgument(`bind source path does not exist: ${source}`);
+      }
+      mounts.push({ destination: dest.inner, type: 'bind', source, options: ['rbind', m.ReadOnly ? 'ro' : 'rw', 'rprivate'] });
+    }
+    const wd = c.config.WorkingDir;
+    if (wd) {
+      const w = resolveInRootfs(rootfs, wd, { what: 'working directory' });
+      if (!w.exists) mkdirSync(w.host, { recursive: true, mode: 0o755 });
+    }
+    const user = resolveUser(rootfs, c.config.User);
+    const host = c.hostConfig.NetworkMode === 'host';
+    writeFileSync(join(dir, 'hostname'), `${c.config.Hostname}\n`);
+    if (host && existsSync('/etc/hosts')) copyFileSync('/etc/hosts', join(dir, 'hosts'));
+    else writeFileSync(join(dir, 'hosts'), HOSTS);
+    let resolv = '';
+    try {
+      resolv = readFileSync('/etc/resolv.conf', 'utf8');
+    } catch { /* none */ }
+    if (!host) resolv = resolv.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
+    writeFileSync(join(dir, 'resolv.conf'), resolv);
+    const spec = buildSpec(c, { rootfs, user, mounts, dir, network: host ? 'host' : 'none' });
+    const hook = host ? undefined : loopbackHook();
+    if (hook) spec.hooks = { createRuntime: [{ path: '/bin/sh', args: hook }] };
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+  } catch (e) {
+    await unmountRootfs(rootfs);
+    throw e;
+  }
+}
+
+function startError(r: Extract<Ready, { ok: false }>): ShaleError {
+  const e = new ShaleError('FailedPrecondition', `failed to start container: ${r.error}`, r.exitCode === 127 ? 'check the command: it is not in the image' : undefined) as ShaleError & { exitCode: number };
+  e.exitCode = r.exitCode;
+  return e;
+}
+
+/** Start detached: a shim process supervises the run; resolves once the container is running. */
+export async function startDetached(engine: Engine, c: Container): Promise<void> {
+  c = await reconcile(engine, c);
+  if (c.state.Running) return;
+  await prepareBundle(engine, c);
+  const store = new ContainerStore(engine);
+  const shim = fileURLToPath(new URL('./shim.js', import.meta.url));
+  const args = { root: resolve(engine.root), storageDriver: getSnapshotter(engine).name, runtime: engine.opts.runtime, id: c.id, dir: store.dir(c.id) };
+  const child = spawn(process.execPath, [shim, JSON.stringify(args)], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  const pipe = child.stdio[3] as Socket;
+  const r = await new Promise<Ready>((res) => {
+    let buf = '';
+    pipe.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('\n')) res(JSON.parse(buf.slice(0, buf.indexOf('\n'))) as Ready);
+    });
+    pipe.on('error', () => undefined);
+    child.on('exit', (code) => res({ ok: false, error: `the shim exited with ${code} (see ${store.dir(c.id)}/shim.log)`, exitCode: 125 }));
+    child.on('error', (e) => res({ ok: false, error: e.message, exitCode: 125 }));
+  });
+  pipe.destroy();
+  child.unref();
+  if (!r.ok) throw startError(r);
+}
+
+/** Start attached: supervise in this process, streaming output; resolves with the exit code. */
+export async function startAttached(engine: Engine, c: Container, opts: { stdin?: Readable; stdout?: Writable; stderr?: Writable; forwardSignals?: boolean } = {}): Promise<number> {
+  c = await reconcile(engine, c);
+  if (c.state.Running) throw conflict(`container ${c.name} is already running`, 'use `shale logs -f` or `shale exec`');
+  await prepareBundle(engine, c);
+  let failure: Extract<Ready, { ok: false }> | undefined;
+  const forward = (sig: NodeJS.Signals) => () => void killContainer(engine, c.id, sig).catch(() => undefined);
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  const fwd = opts.forwardSignals ?? true;
+  if (fwd) {
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  }
+  try {
+    const code = await supervise(engine, c.id, {
+      runtime: engine.opts.runtime,
+      attach: { stdin: opts.stdin, stdout: opts.stdout ?? process.stdout, stderr: opts.stderr ?? process.stderr },
+      onReady: (r) => { if (!r.ok) failure = r; },
+      remove: c.hostConfig.AutoRemove ? () => removeContainer(engine, c.id, { force: true, volumes: true, fromShim: true }) : undefined,
+    });
+    if (failure) throw startError(failure);
+    return code;
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    if (opts.stdin) {
+      opts.stdin.pause();
+      (opts.stdin as Readable & { unref?: () => void }).unref?.();
+    }
+  }
+}
+
+function runtimeFor(engine: Engine, c: Container) {
+  return findRuntime(engine.root, c.hostConfig.Runtime ?? engine.opts.runtime);
+}
+
+function runRuntime(engine: Engine, c: Container, args: string[]): Promise<{ code: number; stderr: string }> {
+  const argv = runtimeArgv(runtimeFor(engine, c), args);
+  return new Promise((res, rej) => {
+    const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('error', rej);
+    p.on('close', (code) => res({ code: code ?? 1, stderr }));
+  });
+}
+
+export async function killContainer(engine: Engine, ref: string, signal = 'SIGKILL'): Promise<void> {
+  const store = new ContainerStore(engine);
+  const c = await reconcile(engine, store.resolve(ref));
+  const n = signalNumber(signal);
+  if (!c.state.Running) throw conflict(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
+  const r = await runRuntime(engine, c, ['kill', c.id, String(n)]);
+  if (r.code !== 0) {
+    const now = store.get(c.id);
+    if (now && now.state.Running && !/not running|does not exist/.test(r.stderr)) throw new ShaleError('Internal', `killing ${c.name}: ${r.stderr.trim()}`);
+  }
+}
+
+/** Wait until the container is no longer running (or is gone). Returns the latest record, if any. */
+export async function waitStopped(engine: Engine, id: string, timeoutMs = Infinity): Promise<Container | undefined> {
+  const store = new ContainerStore(engine);
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    let c = store.get(id);
+    if (!c) return undefined;
+    c = await reconcile(engine, c);
+    if (!c.state.Running) return c;
+    if (Date.now() >= end) return c;
+    await new Promise((r) => setTimeout(r, 15));
+  }
+}
+
+export async function stopContainer(engine: Engine, ref: string, timeoutSec?: number, signal?: string): Promise<void> {
+  const store = new ContainerStore(engine);
+  const c = await reconcile(engine, store.resolve(ref));
+  if (!c.state.Running) return;
+  const sig = signal ?? c.config.StopSignal ?? 'SIGTERM';
+  const t = timeoutSec ?? 10;
+  await killContainer(engine, c.id, sig).catch((e) => { if (!isShaleError(e, 'Conflict')) throw e; });
+  const after = await waitStopped(engine, c.id, Math.max(0, t) * 1000);
+  if (after?.state.Running) {
+    await killContainer(engine, c.id, 'SIGKILL').catch((e) => { if (!isShaleError(e, 'Conflict')) throw e; });
+    await waitStopped(engine, c.id, 30_000);
+  }
+}
+
+/** Remove a container: its writable layer, directory and record (and with volumes, its anonymous volumes). */
+export async function removeContainer(engine: Engine, ref: string, opts: { force?: boolean; volumes?: boolean; fromShim?: boolean } = {}): Promise<Container | undefined> {
+  const store = new ContainerStore(engine);
+  let c = store.tryResolve(ref);
+  if (!c) {
+    if (opts.fromShim) return undefined;
+    throw notFound(`No such container: ${ref}`);
+  }
+  c = await reconcile(engine, c);
+  if (c.state.Running) {
+    if (!opts.force) throw conflict(`cannot remove container "/${c.name}": container is running: stop the container before removing or force remove`, 'use `shale stop` first, or rm -f');
+    await killContainer(engine, c.id, 'SIGKILL').catch(() => undefined);
+    await waitStopped(engine, c.id, 30_000);
+  }
+  const dir = store.dir(c.id);
+  await unmountRootfs(join(dir, 'rootfs'));
+  const rt = (() => { try { return runtimeFor(engine, c!); } catch { return undefined; } })();
+  if (rt && existsSync(join(rt.stateDir, c.id))) await runRuntime(engine, c, ['delete', '--force', c.id]).catch(() => undefined);
+  const sn = getSnapshotter(engine);
+  if (sn.exists(c.id)) await sn.remove(c.id).catch((e) => { if (sn.exists(c!.id)) throw e; });
+  rmSync(dir, { recursive: true, force: true });
+  store.delete(c.id);
+  if (opts.volumes) {
+    const vols = new VolumeStore(engine);
+    const others = store.list();
+    for (const m of c.hostConfig.Mounts) {
+      if (m.Type === 'volume' && m.Anonymous && vols.users(m.Source, others).length === 0) {
+        try { vols.remove(m.Source, others); } catch { /* in use or gone */ }
+      }
+    }
+  }
+  return c;
+}
+
+export interface ExecOptions {
+  cmd: string[];
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  interactive?: boolean;
+  detach?: boolean;
+}
+
+/** runtime exec in a running container, with the CLI's stdio. Resolves with the command's exit code. */
+export async function execInContainer(engine: Engine, ref: string, o: ExecOptions): Promise<number> {
+  const store = new ContainerStore(engine);
+  const c = await reconcile(engine, store.resolve(ref));
+  if (!c.state.Running) throw conflict(`container ${c.id} is not running`, 'start it first');
+  if (o.cmd.length === 0) throw invalidArgument('no command given to exec');
+  if (o.workdir && !isAbsolute(o.workdir)) throw invalidArgument(`the working directory '${o.workdir}' is invalid, it needs to be an absolute path`);
+  const rootfs = join(store.dir(c.id), 'rootfs');
+  const user = resolveUser(rootfs, o.user ?? c.config.User);
+  const rt = runtimeFor(engine, c);
+  const gids = rt.name.startsWith('runc') ? user.additionalGids.flatMap((g) => ['--additional-gids', String(g)]) : []; // crun has no such flag
+  const args = ['exec', '--user', `${user.uid}:${user.gid}`, ...gids];
+  for (const e of o.env ?? []) {
+    if (e.includes('=')) args.push('--env', e);
+    else if (process.env[e] !== undefined) args.push('--env', `${e}=${process.env[e]}`);
+  }
+  if (o.workdir) args.push('--cwd', o.workdir);
+  if (o.detach) args.push('--detach');
+  args.push(c.id, ...o.cmd);
+  const argv = runtimeArgv(rt, args);
+  return new Promise((res, rej) => {
+    const p = spawn(argv[0], argv.slice(1), { stdio: [o.interactive ? 'inherit' : 'ignore', 'inherit', 'pipe'] });
+    // the command's stderr passes through; the runtime's own failure becomes docker's message and code
+    let tail = '';
+    p.stderr!.on('data', (d: Buffer) => {
+      tail = (tail + d.toString()).slice(-4096);
+      if (!/level=error msg=/.test(d.toString())) process.stderr.write(d);
+    });
+    p.on('error', rej);
+    p.on('close', (code, sig) => {
+      const m = /level=error msg="((?:[^"\\]|\\.)*)"/.exec(tail);
+      if (code === 255 && m) {
+        let msg = m[1];
+        try { msg = JSON.parse(`"${m[1]}"`) as string; } catch { /* raw */ }
+        const e = new ShaleError('FailedPrecondition', `OCI runtime exec failed: ${msg}`) as ShaleError & { exitCode: number };
+        e.exitCode = startFailureCode(msg) === 125 ? 126 : startFailureCode(msg);
+        rej(e);
+        return;
+      }
+      res(code ?? (sig ? 128 + signalNumber(sig) : 1));
+    });
+  });
+}
+
+/** Snapshot keys that containers hold (their writable layers). */
+export function containerSnapshotKeys(engine: Engine): Set<string> {
+  return new Set(new ContainerStore(engine).list().map((c) => c.id));
+}

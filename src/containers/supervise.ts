@@ -1,0 +1,156 @@
+// Supervising one container run: `runtime run --bundle DIR ID` with piped stdio, output into
+// the json-file log (and to the terminal when attached), pid/state/exit code into the DB,
+// and cleanup when it exits (unmount the rootfs; remove the container for --rm).
+// The detached shim (shim.ts) runs this in its own process; a foreground `run` runs it
+// in-process so output streams live and the CLI exits with the container's code.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import type { Engine } from '../engine/index.js';
+import { unmountRootfs } from './mounts.js';
+import { JsonLogWriter, logOptions } from './logs.js';
+import { findRuntime, runtimeArgv } from './runtime.js';
+import { ContainerStore } from './store.js';
+
+export type Ready = { ok: true; pid: number } | { ok: false; error: string; exitCode: number };
+
+export interface SuperviseOptions {
+  runtime?: string;
+  attach?: { stdin?: Readable; stdout: Writable; stderr: Writable };
+  onReady: (r: Ready) => void;
+  /** remove the container after it exits (--rm); done by the caller's removeContainer */
+  remove?: () => Promise<unknown>;
+}
+
+/** docker's exit codes for a process that could not start (the docker CLI's rules). */
+export function startFailureCode(msg: string): number {
+  if (/executable file not found|no such file or directory/i.test(msg)) return 127;
+  if (/permission denied|is a directory/i.test(msg)) return 126;
+  return 125;
+}
+
+export function logPath(dir: string, id: string): string {
+  return join(dir, `${id}-json.log`);
+}
+
+/** Run the container to its end. Resolves with its exit code (or the start failure's). */
+export async function supervise(engine: Engine, id: string, opts: SuperviseOptions): Promise<number> {
+  const store = new ContainerStore(engine);
+  const c = store.get(id);
+  if (!c) throw new Error(`container ${id} vanished before it started`);
+  const dir = store.dir(id);
+  const rt = findRuntime(engine.root, c.hostConfig.Runtime ?? opts.runtime);
+  const pidFile = join(dir, 'init.pid');
+  rmSync(pidFile, { force: true });
+  const log = new JsonLogWriter(logPath(dir, id), logOptions(c.hostConfig.LogConfig.Config));
+  const argv = runtimeArgv(rt, ['run', '--bundle', dir, '--pid-file', pidFile, id]);
+  // its own process group: a terminal's ^C reaches the CLI only, which forwards it once (sig-proxy)
+  const child = spawn(argv[0], argv.slice(1), { cwd: dir, detached: true, stdio: [opts.attach?.stdin || c.config.OpenStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  // -i without anything attached (run -di): stdin stays open and empty, as docker keeps it
+  child.stdin?.on('error', () => undefined);
+  store.updateState(id, (s) => ({ ...s, ShimPid: process.pid }));
+
+  let ready = false;
+  const early: { s: 'stdout' | 'stderr'; d: Buffer }[] = [];
+  // a reader that went away (`| head`) must not stop the container's supervision
+  const broken = new Set<Writable>();
+  for (const w of [opts.attach?.stdout, opts.attach?.stderr]) w?.on('error', () => broken.add(w));
+  const emit = (s: 'stdout' | 'stderr', d: Buffer) => {
+    log.write(s, d);
+    const w = s === 'stdout' ? opts.attach?.stdout : opts.attach?.stderr;
+    if (w && !broken.has(w) && !w.destroyed) w.write(d);
+  };
+  const onData = (s: 'stdout' | 'stderr') => (d: Buffer) => {
+    if (ready) emit(s, d);
+    else early.push({ s, d });
+  };
+  child.stdout!.on('data', onData('stdout'));
+  child.stderr!.on('data', onData('stderr'));
+  if (opts.attach?.stdin && child.stdin) {
+    const stdin = opts.attach.stdin;
+    stdin.pipe(child.stdin);
+    child.stdin.on('error', () => undefined); // the container closed its stdin
+  }
+
+  const markReady = (pid: number) => {
+    if (ready) return;
+    ready = true;
+    for (const e of early.splice(0)) emit(e.s, e.d);
+    store.updateState(id, (s) => ({ ...s, Status: 'running', Running: true, Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), FinishedAt: s.FinishedAt, ShimPid: process.pid }));
+    opts.onReady({ ok: true, pid });
+  };
+  const readPid = (): number | undefined => {
+    try {
+      const n = Number(readFileSync(pidFile, 'utf8').trim());
+      return n > 0 ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const poll = setInterval(() => {
+    const pid = readPid();
+    if (pid) {
+      clearInterval(poll);
+      markReady(pid);
+    }
+  }, 4);
+
+  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', (code, signal) => res({ code, signal }));
+  }).catch((e: Error) => ({ code: null, signal: null, error: e }) as { code: number | null; signal: NodeJS.Signals | null });
+  clearInterval(poll);
+  opts.attach?.stdin?.unpipe();
+
+  let exitCode: number;
+  if (!ready && existsSync(pidFile)) markReady(readPid() ?? 0);
+  // clean up before the state says "exited", so whoever waits for that finds it unmounted
+  log.close();
+  await unmountRootfs(join(dir, 'rootfs'));
+  if (ready) {
+    exitCode = code ?? (signal ? 128 + (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1 } as Record<string, number>)[signal] ?? 0) : 255);
+    store.updateState(id, (s) => ({ ...s, Status: 'exited', Running: false, Pid: 0, ExitCode: exitCode, FinishedAt: new Date().toISOString() }));
+  } else {
+    let msg = Buffer.concat(early.filter((e) => e.s === 'stderr').map((e) => e.d)).toString().trim().split('\n').filter(Boolean).pop() ?? `${rt.name} exited with ${code}`;
+    const m = /msg="((?:[^"\\]|\\.)*)"/.exec(msg);
+    if (m) {
+      try { msg = JSON.parse(`"${m[1]}"`) as string; } catch { msg = m[1]; }
+    }
+    exitCode = startFailureCode(msg);
+    store.updateState(id, (s) => ({ ...s, Status: 'created', Running: false, Pid: 0, ExitCode: exitCode, Error: msg }));
+    opts.onReady({ ok: false, error: msg, exitCode });
+  }
+  if (opts.remove) {
+    recordExit(engine.root, id, exitCode); // `wait` can still tell the code once the container is gone
+    await opts.remove().catch(() => undefined);
+  }
+  return exitCode;
+}
+
+/** Exit codes of auto-removed containers, kept ten minutes for `wait`: <root>/runtime/exits/<id>. */
+function exitsDir(root: string): string {
+  return join(resolve(root), 'runtime', 'exits');
+}
+
+export function recordExit(root: string, id: string, code: number): void {
+  try {
+    const dir = exitsDir(root);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, id), String(code));
+    for (const f of readdirSync(dir)) {
+      try {
+        if (Date.now() - statSync(join(dir, f)).mtimeMs > 600_000) rmSync(join(dir, f), { force: true });
+      } catch { /* gone */ }
+    }
+  } catch { /* best effort */ }
+}
+
+export function recordedExit(root: string, id: string): number | undefined {
+  try {
+    return Number(readFileSync(join(exitsDir(root), id), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,140 @@
+// From image to root filesystem: unpack an image's layers into committed snapshots named by
+// their chain IDs (shared by every image and container that has the same chain), and the
+// per-image "init" layer that holds the mount points a container needs (/etc/hosts,
+// /etc/hostname, /etc/resolv.conf, /proc, /sys, /dev), so they never show up in `diff`.
+// The engine's storage driver is opened lazily here, once per engine.
+import { randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { compressionOfMediaType, decompressor } from '../archive/index.js';
+import { errno } from '../errors.js';
+import { openSnapshotter, mountAll, unmountAll, type Snapshotter } from '../snapshots/index.js';
+import type { Engine } from './index.js';
+
+const snapshotters = new WeakMap<Engine, Snapshotter>();
+
+/** The engine's storage driver (opened on first use, closed with the engine). */
+export function getSnapshotter(engine: Engine): Snapshotter {
+  let s = snapshotters.get(engine);
+  if (!s) {
+    s = openSnapshotter(engine.root, engine.opts.storageDriver);
+    snapshotters.set(engine, s);
+    const opened = s;
+    engine.onClose(() => {
+      opened.close();
+      snapshotters.delete(engine);
+    });
+  }
+  return s;
+}
+
+const hex = (d: string) => d.replace(/^sha256:/, '');
+
+/** Snapshot key of an image's init layer. */
+export function initKey(topChain: string | undefined): string {
+  return `init-${topChain ? hex(topChain) : 'scratch'}`;
+}
+
+async function ignoreRace(fn: () => Promise<void>, sn: Snapshotter, name: string): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    // another process committed the same chain while we worked: theirs is as good as ours
+    if (sn.exists(name)) return;
+    throw e;
+  }
+}
+
+/** The paths the init layer holds: empty files and directories that containers mount over. */
+const INIT_DIRS = ['proc', 'sys', 'dev', 'dev/pts', 'dev/shm', 'etc'];
+const INIT_FILES = ['etc/hosts', 'etc/hostname', 'etc/resolv.conf'];
+
+/**
+ * Make sure every layer of the image is a committed snapshot named by its chain ID, plus the
+ * image's init layer on top. Returns the key a container's writable layer is prepared on.
+ * Safe when several processes unpack the same image at once.
+ */
+export async function unpackImage(engine: Engine, imageId: string): Promise<string> {
+  const sn = getSnapshotter(engine);
+  const layers = engine.images.layers(imageId);
+  let parent: string | undefined;
+  for (const l of layers) {
+    if (!sn.exists(l.chainId)) {
+      const key = `extract-${randomBytes(8).toString('hex')}`;
+      await ignoreRace(async () => {
+        await sn.prepare(key, parent, { 'shale.chain': l.chainId });
+        try {
+          const blob = engine.content.open(l.blob);
+          const dec = decompressor(compressionOfMediaType(l.mediaType));
+          blob.on('error', (e) => dec.destroy(e));
+          await sn.applyTar(key, blob.pipe(dec));
+          await sn.commit(l.chainId, key);
+        } catch (e) {
+          await sn.remove(key).catch(() => undefined);
+          throw e;
+        }
+      }, sn, l.chainId);
+    }
+    parent = l.chainId;
+  }
+  const init = initKey(parent);
+  if (!sn.exists(init)) {
+    const key = `extract-init-${randomBytes(8).toString('hex')}`;
+    await ignoreRace(async () => {
+      const mounts = await sn.prepare(key, parent, { 'shale.init': 'true' });
+      const dir = await mkdtemp(join(engine.root, 'tmp-init-'));
+      try {
+        await mountAll(mounts, dir);
+        try {
+          await makeInitEntries(dir);
+        } finally {
+          await unmountAll(dir);
+        }
+        await sn.commit(init, key);
+      } catch (e) {
+        await sn.remove(key).catch(() => undefined);
+        throw e;
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }, sn, init);
+  }
+  return init;
+}
+
+/** Create the init layer's entries, never following a symlink the image put in the way. */
+async function makeInitEntries(root: string): Promise<void> {
+  const kind = async (p: string) => {
+    try {
+      const st = await lstat(p);
+      return st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : 'other';
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return 'none';
+      throw e;
+    }
+  };
+  for (const d of INIT_DIRS) {
+    const p = join(root, d);
+    if ((await kind(p)) === 'none') {
+      await mkdir(p, { mode: 0o755 });
+      await chmod(p, 0o755);
+    }
+  }
+  for (const f of INIT_FILES) {
+    const p = join(root, f);
+    const parent = join(p, '..');
+    if ((await kind(parent)) !== 'dir') continue;
+    if ((await kind(p)) === 'none') await writeFile(p, '', { mode: 0o644, flag: 'wx' });
+  }
+}
+
+/** Snapshots (by key) that images use: their chains and init layers. */
+export function imageSnapshotKeys(engine: Engine): Set<string> {
+  const keep = new Set<string>();
+  for (const img of engine.images.list()) {
+    const ls = engine.images.layers(img.id);
+    for (const l of ls) keep.add(l.chainId);
+    keep.add(initKey(ls[ls.length - 1]?.chainId));
+  }
+  return keep;
+}

@@ -1,0 +1,69 @@
+// Small helpers shared by pull and push.
+import { invalidArgument } from '../errors.js';
+import type { RegistryResponse } from './transport.js';
+
+/** The 12 hex characters docker prints for a layer. */
+export function shortHex(d: string): string {
+  return d.replace(/^sha256:/, '').slice(0, 12);
+}
+
+/** Run tasks with at most `n` at once. `onQueued(i)` is called for tasks that have to wait. */
+export async function runLimited<T>(n: number, tasks: (() => Promise<T>)[], onQueued?: (i: number) => void): Promise<PromiseSettledResult<T>[]> {
+  const results: PromiseSettledResult<T>[] = new Array(tasks.length);
+  let next = 0;
+  const limit = Math.max(1, Math.floor(n));
+  for (let i = limit; i < tasks.length; i++) onQueued?.(i);
+  const worker = async () => {
+    while (next < tasks.length) {
+      const i = next++;
+      try {
+        results[i] = { status: 'fulfilled', value: await tasks[i]() };
+      } catch (e) {
+        results[i] = { status: 'rejected', reason: e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  return results;
+}
+
+/** Read a response body of at most `limit` bytes; refuses larger ones without reading them whole. */
+export async function readLimited(res: RegistryResponse, limit: number, what: string): Promise<Buffer> {
+  const tooBig = (n: number | string) => invalidArgument(`${what} is too large (${n} bytes; the limit is ${limit} bytes)`, 'the registry sent something that is not a usable image manifest or config');
+  const len = Number(res.header('content-length'));
+  if (Number.isFinite(len) && len > limit) {
+    res.body.destroy();
+    throw tooBig(len);
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body) {
+    n += (c as Buffer).length;
+    if (n > limit) {
+      res.body.destroy();
+      throw tooBig(`more than ${limit}`);
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Parse "os/arch[/variant]" (docker's --platform). */
+export function parsePlatform(s: string): { os: string; architecture: string; variant?: string } {
+  const parts = s.trim().toLowerCase().split('/');
+  if (parts.length < 1 || parts.length > 3 || parts.some((p) => !/^[a-z0-9._-]+$/.test(p))) {
+    throw invalidArgument(`invalid platform "${s}"`, 'use os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8');
+  }
+  if (parts.length === 1) return { os: 'linux', architecture: normalizeArch(parts[0]) };
+  return { os: parts[0], architecture: normalizeArch(parts[1]), variant: parts[2] };
+}
+
+function normalizeArch(a: string): string {
+  return ({ x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', armhf: 'arm', armel: 'arm', i386: '386' } as Record<string, string>)[a] ?? a;
+}
+
+/** The variant a platform means when it names none (containerd's Normalize). */
+export function variantOf(arch: string, v?: string): string {
+  if (v) return v;
+  return ({ arm64: 'v8', arm: 'v7', amd64: 'v1' } as Record<string, string>)[arch] ?? '';
+}
