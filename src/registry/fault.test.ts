@@ -133,6 +133,7 @@ test('a layer whose bytes do not match its digest is refused and not stored', as
   const body = Buffer.from(a.content.readBytes(good.blob));
   body.fill(0x41, 10, body.length - 10);
   fake.routes.set(`/v2/x/bad/blobs/${good.blob}`, { body });
+  fake.routes.set(`/v2/x/bad/blobs/${bad.blob}`, { body: a.content.readBytes(bad.blob) });
   await assert.rejects(pull(b, `${fake.host}/x/bad:1`), (e) => isShaleError(e, 'DataLoss') && e.message.includes(good.blob));
   await assertEmpty(b);
 });

@@ -39,7 +39,7 @@ export interface RunningRegistry {
 
 /** docker-registry (distribution 2.8) on 127.0.0.1:<free port>, storage in a temp dir. */
 export async function startRegistry(): Promise<RunningRegistry> {
-  const dir = tempDir('shale-registry-');
+  const dir = tempDir('shale-regtest-registry-');
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const cfg = join(dir, 'config.yml');
@@ -175,7 +175,7 @@ export function makeImage(engine: Engine, tag: string, layers: LayerRecord[], ex
 }
 
 export function openEngine(): { engine: Engine; root: string; close(): void } {
-  const root = tempDir('shale-root-');
+  const root = tempDir('shale-regtest-root-');
   const engine = Engine.open({ root });
   return { engine, root, close() { engine.close(); rmSync(root, { recursive: true, force: true }); } };
 }
