@@ -68,7 +68,7 @@ export class ContentStore {
    * if it throws, nothing is stored (callers use it to wait for checks made on another copy of
    * the stream, such as a layer's tar being well-formed).
    */
-  async ingest(source: Readable | AsyncIterable<Buffer>, expected: Expected = {}, what = 'blob', opts: { beforeCommit?: () => Promise<void> } = {}): Promise<BlobInfo> {
+  async ingest(source: Readable | AsyncIterable<Buffer>, expected: Expected = {}, what = 'blob', opts: { beforeCommit?: (got: BlobInfo) => Promise<void> } = {}): Promise<BlobInfo> {
     const tmp = join(this.ingestDir, `${Date.now()}-${randomBytes(6).toString('hex')}`);
     const hasher = new HashingStream();
     const fh = await open(tmp, 'wx', 0o644);
@@ -84,7 +84,7 @@ export class ContentStore {
     const got = { digest: hasher.digest(), size: hasher.size };
     try {
       verify(what, expected, got);
-      await opts.beforeCommit?.();
+      await opts.beforeCommit?.(got);
     } catch (e) {
       await unlink(tmp).catch(() => {});
       throw e;

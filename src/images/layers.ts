@@ -27,16 +27,23 @@ export async function scanLayerSize(tar: AsyncIterable<Buffer>): Promise<number>
   return size;
 }
 
-/** Feed one readable to several consumers; any failure destroys the rest. */
-function fanOut<T extends unknown[]>(source: Readable, consumers: { [K in keyof T]: (r: Readable) => Promise<T[K]> }): Promise<T> {
+/**
+ * Feed one readable to several consumers; any failure destroys the rest. Settles only when
+ * every consumer has (so a failed ingest has removed its temporary file), with the first error.
+ */
+async function fanOut<T extends unknown[]>(source: Readable, consumers: { [K in keyof T]: (r: Readable) => Promise<T[K]> }): Promise<T> {
   const branches = consumers.map(() => new PassThrough({ highWaterMark: 1 << 20 }));
+  let first: { error: unknown } | undefined;
   const fail = (e: Error) => {
+    first ??= { error: e };
     for (const b of branches) b.destroy(e);
     source.destroy(e);
   };
   source.on('error', fail);
   for (const b of branches) source.pipe(b);
-  return Promise.all(consumers.map((c, i) => c(branches[i]).catch((e: Error) => { fail(e); throw e; }))) as Promise<T>;
+  const settled = await Promise.allSettled(consumers.map((c, i) => c(branches[i]).catch((e: Error) => { fail(e); throw e; })));
+  if (first) throw first.error;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as T;
 }
 
 /** Store an uncompressed layer tar, compressing it (gzip by default). */
@@ -68,9 +75,10 @@ export async function ingestBlob(content: ContentStore, stream: Readable, expect
   let scanned!: Promise<number>;
   const [blob, size] = await fanOut<[{ digest: Digest; size: number }, number]>(s, [
     (r) => content.ingest(r, expected, expected.digest ? `layer ${expected.digest}` : 'layer', {
-      beforeCommit: async () => {
+      beforeCommit: async (got) => {
         await scanned;
-        if (diff && expectedDiffId && diff.digest() !== expectedDiffId) throw mismatch(expected.digest ?? 'blob', diff.digest());
+        const diffId = diff ? diff.digest() : got.digest;
+        if (expectedDiffId && diffId !== expectedDiffId) throw mismatch(got.digest, diffId);
       },
     }),
     (r) => (scanned = (async () => {
