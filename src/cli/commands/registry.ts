@@ -4,8 +4,8 @@ import { createInterface } from 'node:readline';
 import { getEngine, out, err } from '../context.js';
 import { invalidArgument, ShaleError } from '../../errors.js';
 import { familiarRepository, parseReference, repository } from '../../reference/index.js';
-import { listTags, login, logout, progressFor, pull, push } from '../../registry/index.js';
-import { credentialKey } from '../../registry/credentials.js';
+// the registry client (and undici) load only when a registry command runs: start-up stays small
+const client = () => import('../../registry/index.js');
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -67,6 +67,7 @@ export function register(program: Command): void {
     .option('--max-concurrent-downloads <n>', 'Layers downloaded at once', '3')
     .action(async (name: string, o: { allTags?: boolean; platform?: string; quiet?: boolean; maxConcurrentDownloads: string; insecureRegistry: string[] }) => {
       const engine = getEngine();
+      const { progressFor, listTags, pull, push } = await client();
       const progress = progressFor(process.stdout, { quiet: o.quiet });
       const popts = { platform: o.platform, progress, maxConcurrentDownloads: count(o.maxConcurrentDownloads, '--max-concurrent-downloads'), transport: { insecureRegistries: o.insecureRegistry } };
       let names = [name];
@@ -88,6 +89,7 @@ export function register(program: Command): void {
     .option('--max-concurrent-uploads <n>', 'Layers uploaded at once', '5')
     .action(async (name: string, o: { allTags?: boolean; quiet?: boolean; maxConcurrentUploads: string; insecureRegistry: string[] }) => {
       const engine = getEngine();
+      const { progressFor, listTags, pull, push } = await client();
       const progress = progressFor(process.stdout, { quiet: o.quiet });
       const popts = { progress, maxConcurrentUploads: count(o.maxConcurrentUploads, '--max-concurrent-uploads'), transport: { insecureRegistries: o.insecureRegistry } };
       const r = parseReference(name, { noDefaultTag: true });
@@ -128,6 +130,7 @@ export function register(program: Command): void {
       }
       if (!username) throw invalidArgument('Username is required');
       if (!password) throw invalidArgument('Password is required');
+      const { login } = await client();
       await login(server, { username, password }, { transport: { insecureRegistries: o.insecureRegistry } });
       out('Login Succeeded\n');
     });
@@ -136,7 +139,9 @@ export function register(program: Command): void {
     .command('logout')
     .description('Log out from a registry')
     .argument('[server]', 'registry host (default: Docker Hub)')
-    .action((server: string | undefined) => {
+    .action(async (server: string | undefined) => {
+      const { logout } = await client();
+      const { credentialKey } = await import('../../registry/credentials.js');
       const key = credentialKey(server);
       const gone = logout(server);
       out(gone.length ? `Removing login credentials for ${key}\n` : `Not logged in to ${key}\n`);
