@@ -285,6 +285,21 @@ export class ImageStore {
     return { digests: live, since };
   }
 
+  /**
+   * Undo a failed write (load, pull): delete the given blobs unless metadata references them
+   * or another live writer may be about to (its lease covers them). Call after releasing
+   * your own lease.
+   */
+  async discard(digests: Iterable<string>): Promise<void> {
+    const keep = this.referencedBlobs();
+    const leases = this.liveLeases();
+    for (const d of digests) {
+      if (keep.has(d) || leases.digests.has(d)) continue;
+      if (leases.since !== undefined && (this.content.mtime(d) ?? 0) >= leases.since) continue;
+      await this.content.delete(d);
+    }
+  }
+
   /** Delete layer rows and blobs nothing references. Returns the deleted blob digests. */
   async gc(extraRoots: Set<string> = new Set()): Promise<string[]> {
     const keep = this.referencedBlobs();

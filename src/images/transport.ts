@@ -257,13 +257,7 @@ export async function loadArchive(engine: Engine, source: AsyncIterable<Buffer>,
     // those another live writer may be about to record (its lease began before the blob landed)
     release();
     released = true;
-    const keep = engine.images.referencedBlobs();
-    const leases = engine.images.liveLeases();
-    for (const d of ingested) {
-      if (keep.has(d) || leases.digests.has(d)) continue;
-      if (leases.since !== undefined && (engine.content.mtime(d) ?? 0) >= leases.since) continue;
-      await engine.content.delete(d);
-    }
+    await engine.images.discard(ingested);
     throw e;
   } finally {
     if (!released) release();

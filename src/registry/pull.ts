@@ -240,13 +240,7 @@ function blobStream(t: Transport, r: Reference, desc: Descriptor, opts: { signal
 /** Delete blobs this pull wrote that nothing references and no other live writer holds. */
 async function discard(engine: Engine, written: Set<string>): Promise<void> {
   if (written.size === 0) return;
-  const keep = engine.images.referencedBlobs();
-  const leases = engine.images.liveLeases();
-  for (const d of written) {
-    if (keep.has(d) || leases.digests.has(d)) continue;
-    if (leases.since !== undefined && (engine.content.mtime(d) ?? 0) >= leases.since) continue;
-    await engine.content.delete(d);
-  }
+  await engine.images.discard(written);
 }
 
 /** Pull one image. Output goes to opts.progress (docker's lines); errors are ShaleErrors. */
