@@ -110,10 +110,17 @@ describe('containers on overlay2', () => {
     assert.equal(c.state.Status, 'running');
     process.kill(c.state.Pid, 0); // alive, with its CLI gone
     const ps = spawnSync(process.execPath, [CLI, '--root', engine.root, 'ps', '--format', '{{.Names}} {{.State}} {{.Command}}'], { encoding: 'utf8' });
-    assert.equal(ps.stdout, 'bg running "sh -c echo up; sleep 30"\n');
+    assert.equal(ps.stdout, 'bg running "sh -c echo up; slee…"\n', 'docker truncates .Command to 20 characters');
     await stopContainer(engine, 'bg', 0);
     assert.equal(new ContainerStore(engine).get(id)!.state.ExitCode, 137);
     await removeContainer(engine, 'bg');
+
+    // --network none: a network namespace with only lo, and lo is up (docker's none)
+    const net = await run(engine, 'busybox', ['sh', '-c', 'ip -o link | wc -l; ip -o link show lo | grep -c "UP"; hostname'], { rm: true });
+    const [links, up, hostname] = net.stdout.trim().split('\n').map((x) => x.trim());
+    assert.equal(links, '1');
+    assert.equal(up, '1');
+    assert.match(hostname, /^[0-9a-f]{12}$/);
 
     if (existsSync('/usr/bin/crun')) {
       const cr = await run(engine, 'busybox', ['sh', '-c', 'echo $HOSTNAME; cat /proc/1/cmdline | tr "\\0" " "'], { runtime: '/usr/bin/crun', rm: true });

@@ -12,7 +12,7 @@ import { readTar } from '../archive/index.js';
 import type { Engine } from '../engine/index.js';
 import { getSnapshotter } from '../engine/rootfs.js';
 import { xattrsOf } from '../sys/index.js';
-import { sizeRw } from '../cli/commands/containers.js';
+import { sizeRw } from './inspect.js';
 import { busybox, destroyEngine, dirEntry, fileBytes, fileEntry, layeredImage, run, tempEngine, treeSums } from './testutil.js';
 
 const BIG = 1 << 20;

@@ -2,7 +2,7 @@
 // (mount the rootfs, resolve mounts and user, write the OCI bundle, hand it to the runtime
 // under a supervisor), stop/kill/wait, exec, remove. The CLI and the shim both use these.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, lstatSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, lstatSync, readdirSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +45,13 @@ export interface CreateOptions {
   labels?: string[];
   hostname?: string;
   runtime?: string;
+  readOnly?: boolean;
+  tmpfs?: string[];
+  capAdd?: string[];
+  capDrop?: string[];
+  privileged?: boolean;
+  stopSignal?: string;
+  stopTimeout?: number;
 }
 
 function pidAlive(pid: number | undefined): boolean {
@@ -197,6 +204,14 @@ export async function createContainer(engine: Engine, o: CreateOptions): Promise
     Binds: (o.volumes ?? []).filter((v) => v.includes(':')),
     LogConfig: { Type: 'json-file', Config: logCfg },
     Runtime: o.runtime,
+    ReadonlyRootfs: !!o.readOnly,
+    Tmpfs: Object.fromEntries((o.tmpfs ?? []).map((t) => {
+      const i = t.indexOf(':');
+      return [checkTarget(i < 0 ? t : t.slice(0, i), 'tmpfs'), i < 0 ? '' : t.slice(i + 1)];
+    })),
+    CapAdd: o.capAdd ?? [],
+    CapDrop: o.capDrop ?? [],
+    Privileged: !!o.privileged,
   };
   const config: CConfig = {
     ...icfg,
@@ -213,7 +228,10 @@ export async function createContainer(engine: Engine, o: CreateOptions): Promise
     AttachStderr: !o.detach,
     OpenStdin: !!o.interactive,
     Tty: false,
+    ...(o.stopSignal ? { StopSignal: o.stopSignal } : {}),
+    ...(o.stopTimeout !== undefined ? { StopTimeout: o.stopTimeout } : {}),
   };
+  if (config.StopSignal) signalNumber(config.StopSignal);
   if (config.WorkingDir && !config.WorkingDir.startsWith('/')) throw invalidArgument(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`);
 
   const sn = getSnapshotter(engine);
@@ -267,16 +285,6 @@ export async function mountRootfs(engine: Engine, c: Container): Promise<{ path:
 
 const HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
 
-let loHook: string[] | undefined | null;
-/** A createRuntime hook that brings lo up in a --network none container (docker's none has lo up). */
-function loopbackHook(): string[] | undefined {
-  if (loHook === undefined) {
-    const ok = ['/usr/bin/nsenter', '/usr/sbin/ip'].every((p) => existsSync(p));
-    loHook = ok ? ['sh', '-c', 'read -r s; p=${s#*\\"pid\\":}; p=${p%%[!0-9]*}; exec /usr/bin/nsenter -t "$p" -n /usr/sbin/ip link set lo up'] : null;
-  }
-  return loHook ?? undefined;
-}
-
 /** Copy what the image has at a volume's mount path into the volume if it is empty (docker's first-use copy). */
 function fillVolume(vols: VolumeStore, name: string, srcDir: string): void {
   if (!vols.isEmpty(name)) return;
@@ -289,6 +297,9 @@ function fillVolume(vols: VolumeStore, name: string, srcDir: string): void {
   if (!st.isDirectory() || readdirSync(srcDir).length === 0) return;
   const r = spawnSync('cp', ['-a', '--', `${srcDir}/.`, vols.dataPath(name)], { encoding: 'utf8' });
   if (r.status !== 0) throw new ShaleError('Internal', `copying the image's ${srcDir} into volume ${name} failed: ${r.stderr}`);
+  // the volume's root takes the owner and mode of the image's directory, as in docker
+  chownSync(vols.dataPath(name), st.uid, st.gid);
+  chmodSync(vols.dataPath(name), st.mode & 0o7777);
 }
 
 /** Everything up to handing the bundle to the runtime: mount rootfs, mounts, user, config.json. */
@@ -331,8 +342,7 @@ async function prepareBundle(engine: Engine, c: Container): Promise<void> {
     if (!host) resolv = resolv.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
     writeFileSync(join(dir, 'resolv.conf'), resolv);
     const spec = buildSpec(c, { rootfs, user, mounts, dir, network: host ? 'host' : 'none' });
-    const hook = host ? undefined : loopbackHook();
-    if (hook) spec.hooks = { createRuntime: [{ path: '/bin/sh', args: hook }] };
+    // runc and crun bring lo up themselves in a new network namespace (docker's --network none)
     writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
   } catch (e) {
     await unmountRootfs(rootfs);
@@ -354,7 +364,7 @@ export async function startDetached(engine: Engine, c: Container): Promise<void>
   const store = new ContainerStore(engine);
   const shim = fileURLToPath(new URL('./shim.js', import.meta.url));
   const args = { root: resolve(engine.root), storageDriver: getSnapshotter(engine).name, runtime: engine.opts.runtime, id: c.id, dir: store.dir(c.id) };
-  const child = spawn(process.execPath, [shim, JSON.stringify(args)], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [shim, JSON.stringify(args)], { cwd: '/', detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
   const pipe = child.stdio[3] as Socket;
   const r = await new Promise<Ready>((res) => {
     let buf = '';
@@ -450,7 +460,7 @@ export async function stopContainer(engine: Engine, ref: string, timeoutSec?: nu
   const c = await reconcile(engine, store.resolve(ref));
   if (!c.state.Running) return;
   const sig = signal ?? c.config.StopSignal ?? 'SIGTERM';
-  const t = timeoutSec ?? 10;
+  const t = timeoutSec ?? c.config.StopTimeout ?? 10;
   await killContainer(engine, c.id, sig).catch((e) => { if (!isShaleError(e, 'Conflict')) throw e; });
   const after = await waitStopped(engine, c.id, Math.max(0, t) * 1000);
   if (after?.state.Running) {

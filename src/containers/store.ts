@@ -53,6 +53,12 @@ export interface HostConfig {
   Binds: string[];
   LogConfig: { Type: string; Config: Record<string, string> };
   Runtime?: string;
+  ReadonlyRootfs?: boolean;
+  /** --tmpfs: mount path -> options */
+  Tmpfs?: Record<string, string>;
+  CapAdd?: string[];
+  CapDrop?: string[];
+  Privileged?: boolean;
 }
 
 /** Config adds docker's container fields to the image's ContainerConfig. */
@@ -64,6 +70,7 @@ export interface CConfig extends ContainerConfig {
   AttachStderr: boolean;
   OpenStdin: boolean;
   Tty: boolean;
+  StopTimeout?: number;
 }
 
 export type Status = 'created' | 'running' | 'exited' | 'dead' | 'removing';
@@ -200,6 +207,13 @@ export class ContainerStore {
 
   updateConfig(id: string, config: CConfig, hostConfig: HostConfig): void {
     this.db.prepare('UPDATE containers SET config = ?, host_config = ? WHERE id = ?').run(JSON.stringify(config), JSON.stringify(hostConfig), id);
+  }
+
+  rename(id: string, name: string): void {
+    if (!NAME_RE.test(name)) throw invalidArgument(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    const other = this.byName(name);
+    if (other && other.id !== id) throw alreadyExists(`Error when allocating new name: Conflict. The container name "/${name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    tx(this.db, () => this.db.prepare('UPDATE containers SET name = ? WHERE id = ?').run(name, id));
   }
 
   delete(id: string): void {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { resolveInRootfs } from './paths.js';
 import { parseMountFlag, parseVolumeFlag } from './index.js';
 import { resolveUser } from './user.js';
-import { buildSpec, containerEnv } from './spec.js';
+import { ALL_CAPS, buildSpec, capabilities, containerEnv } from './spec.js';
 import { JsonLogWriter, parseSize, readLogs } from './logs.js';
 import { newState, type Container } from './store.js';
 
@@ -74,6 +74,16 @@ test('the OCI spec has docker\'s namespaces, mounts, env and args', () => {
   assert.deepEqual(spec.linux.namespaces.map((n) => n.type).sort(), ['ipc', 'mount', 'network', 'pid', 'uts']);
   assert.deepEqual(spec.mounts.filter((m) => m.destination === '/etc/hosts').map((m) => m.source), ['/mine'], 'a user mount replaces the default one');
   for (const d of ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/etc/resolv.conf', '/etc/hostname']) assert.ok(spec.mounts.some((m) => m.destination === d), d);
+  // docker's default set is CapEff 00000000a80425fb
+  const mask = (caps: string[]) => caps.reduce((m, x) => m | (1n << BigInt(ALL_CAPS.indexOf(x))), 0n);
+  assert.equal(mask(capabilities(c)).toString(16), 'a80425fb');
+  assert.deepEqual(capabilities({ ...c, hostConfig: { ...c.hostConfig, CapDrop: ['ALL'], CapAdd: ['chown'] } }), ['CAP_CHOWN']);
+  assert.ok(capabilities({ ...c, hostConfig: { ...c.hostConfig, CapAdd: ['NET_ADMIN'], CapDrop: ['CAP_KILL'] } }).includes('CAP_NET_ADMIN'));
+  assert.ok(!capabilities({ ...c, hostConfig: { ...c.hostConfig, CapDrop: ['KILL'] } }).includes('CAP_KILL'));
+  assert.throws(() => capabilities({ ...c, hostConfig: { ...c.hostConfig, CapAdd: ['BOGUS'] } }), /unknown capability/);
+  const ro = buildSpec({ ...c, hostConfig: { ...c.hostConfig, ReadonlyRootfs: true, Tmpfs: { '/t': 'size=1m' } } }, { rootfs: '/r', user: { uid: 0, gid: 0, additionalGids: [] }, mounts: [], dir: '/d', network: 'none' }) as { root: { readonly: boolean }; mounts: { destination: string; type: string; options: string[] }[] };
+  assert.equal(ro.root.readonly, true);
+  assert.ok(ro.mounts.some((m) => m.destination === '/t' && m.type === 'tmpfs' && m.options.includes('size=1m')));
   const host = buildSpec(c, { rootfs: '/r', user: { uid: 0, gid: 0, additionalGids: [] }, mounts: [], dir: '/d', network: 'host' }) as { linux: { namespaces: { type: string }[] } };
   assert.ok(!host.linux.namespaces.some((n) => n.type === 'network'));
 });

@@ -39,7 +39,7 @@ export async function gcSnapshots(engine: Engine): Promise<void> {
 
 /** inspect for non-image objects (containers, volumes). */
 export async function inspectOther(engine: Engine, name: string, opts: { size?: boolean; type?: string }): Promise<unknown | undefined> {
-  const { inspectContainer, inspectVolume } = await import('../cli/commands/containers.js');
+  const { inspectContainer, inspectVolume } = await import('../containers/inspect.js');
   if (!opts.type || opts.type === 'container') {
     const c = new ContainerStore(engine).tryResolve(name);
     if (c) return inspectContainer(engine, c, !!opts.size);

@@ -26,34 +26,16 @@ import { containerArgs } from '../../containers/spec.js';
 import { logPath, recordedExit } from '../../containers/supervise.js';
 import { readLogs, readLogsFrom, type LogEntry } from '../../containers/logs.js';
 import { resolveInRootfs } from '../../containers/paths.js';
-import { findRuntime, hybridCgroups } from '../../containers/runtime.js';
-import { dirUsage } from '../../snapshots/usage.js';
+import { findRuntime, hybridCgroups, runtimeArgv } from '../../containers/runtime.js';
 import { register as registerVolumes, volumeRows } from './volumes.js';
+import { diskUsage, inspectContainer, inspectVolume, sizeRw } from '../../containers/inspect.js';
+
+export { diskUsage, inspectContainer, inspectVolume, sizeRw };
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function exitWith(code: number): void {
   process.exitCode = code;
-}
-
-// ---------------------------------------------------------------- sizes
-
-/** The writable layer's size (docker's SizeRw). */
-export async function sizeRw(engine: Engine, c: Container): Promise<number> {
-  const sn = getSnapshotter(engine);
-  if (!sn.exists(c.id)) return 0;
-  return (await sn.usage(c.id)).size;
-}
-
-/** Bytes the container's writable layer takes on disk: its diff on overlay, its whole copy on vfs. */
-export async function diskUsage(engine: Engine, c: Container): Promise<number> {
-  const sn = getSnapshotter(engine);
-  if (!sn.exists(c.id)) return 0;
-  if (sn.name === 'vfs') {
-    const dirs = (sn as unknown as { path(key: string): string }).path(c.id);
-    return (await dirUsage(dirs)).size;
-  }
-  return (await sn.usage(c.id)).size;
 }
 
 // ---------------------------------------------------------------- ps rows
@@ -137,83 +119,13 @@ function matchFilter(engine: Engine, c: Container, f: string): boolean {
 
 const PS_HEADERS: Record<string, string> = { ID: 'CONTAINER ID', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', LocalVolumes: 'LOCAL VOLUMES' };
 
-// ---------------------------------------------------------------- inspect
-
-export async function inspectContainer(engine: Engine, c: Container, size: boolean): Promise<Record<string, unknown>> {
-  c = await reconcile(engine, c);
-  const store = new ContainerStore(engine);
-  const vols = new VolumeStore(engine);
-  const sn = getSnapshotter(engine);
-  const dir = store.dir(c.id);
-  const args = containerArgs(c);
-  const data: Record<string, string> = {};
-  try {
-    const m = (await sn.mounts(c.id))[0];
-    for (const o of m?.options ?? []) {
-      const [k, v] = o.split('=');
-      if (k === 'lowerdir') data.LowerDir = v.split(':').map((p) => (p.startsWith('/') ? p : join(sn.root, p))).join(':');
-      if (k === 'upperdir') data.UpperDir = v;
-      if (k === 'workdir') data.WorkDir = v;
-    }
-    if (m?.type === 'bind') data.UpperDir = m.source;
-    data.MergedDir = join(dir, 'rootfs');
-  } catch { /* no snapshot */ }
-  const obj: Record<string, unknown> = {
-    Id: c.id,
-    Created: c.created,
-    Path: args[0] ?? '',
-    Args: args.slice(1),
-    State: { Status: c.state.Status, Running: c.state.Running, Paused: false, Restarting: false, OOMKilled: false, Dead: c.state.Dead, Pid: c.state.Pid, ExitCode: c.state.ExitCode, Error: c.state.Error, StartedAt: c.state.StartedAt, FinishedAt: c.state.FinishedAt },
-    Image: c.imageId,
-    ResolvConfPath: join(dir, 'resolv.conf'),
-    HostnamePath: join(dir, 'hostname'),
-    HostsPath: join(dir, 'hosts'),
-    LogPath: logPath(dir, c.id),
-    Name: `/${c.name}`,
-    RestartCount: 0,
-    Driver: sn.name,
-    Platform: 'linux',
-    MountLabel: '',
-    ProcessLabel: '',
-    AppArmorProfile: '',
-    ExecIDs: null,
-    HostConfig: {
-      Binds: c.hostConfig.Binds.length ? c.hostConfig.Binds : null,
-      LogConfig: c.hostConfig.LogConfig,
-      NetworkMode: c.hostConfig.NetworkMode,
-      AutoRemove: c.hostConfig.AutoRemove,
-      Runtime: c.hostConfig.Runtime ?? 'runc',
-      Mounts: c.hostConfig.Mounts.filter((m) => !m.Anonymous).map((m) => ({ Type: m.Type, Source: m.Source, Target: m.Target, ReadOnly: !!m.ReadOnly })),
-      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
-    },
-    GraphDriver: { Name: sn.name, Data: Object.keys(data).length ? data : null },
-    Mounts: c.hostConfig.Mounts.map((m) => m.Type === 'volume'
-      ? { Type: 'volume', Name: m.Source, Source: vols.dataPath(m.Source), Destination: m.Target, Driver: 'local', Mode: m.ReadOnly ? 'ro' : 'z', RW: !m.ReadOnly, Propagation: '' }
-      : { Type: 'bind', Source: m.Source, Destination: m.Target, Mode: m.ReadOnly ? 'ro' : '', RW: !m.ReadOnly, Propagation: 'rprivate' }),
-    Config: c.config,
-    NetworkSettings: { Networks: { [c.hostConfig.NetworkMode]: {} } },
-  };
-  if (size) {
-    const rw = await sizeRw(engine, c);
-    obj.SizeRw = rw;
-    obj.SizeRootFs = rw + (engine.images.get(c.imageId)?.size ?? 0);
-  }
-  return obj;
-}
-
-export function inspectVolume(engine: Engine, name: string): Record<string, unknown> | undefined {
-  const vols = new VolumeStore(engine);
-  const v = vols.get(name);
-  if (!v) return undefined;
-  return { CreatedAt: v.created.replace(/\.\d+Z$/, 'Z'), Driver: v.driver, Labels: v.labels, Mountpoint: vols.dataPath(v.name), Name: v.name, Options: null, Scope: 'local' };
-}
-
 // ---------------------------------------------------------------- create/run options
 
 interface RunOpts {
   name?: string; env: string[]; envFile: string[]; workdir?: string; user?: string; entrypoint?: string; volume: string[]; mount: string[];
   network?: string; net?: string; rm?: boolean; interactive?: boolean; tty?: boolean; detach?: boolean; logOpt: string[]; logDriver?: string; label: string[];
   hostname?: string; runtime?: string; pull?: string; platform?: string;
+  readOnly?: boolean; tmpfs: string[]; capAdd: string[]; capDrop: string[]; privileged?: boolean; stopSignal?: string; stopTimeout?: string; publish: string[];
 }
 
 function runFlags(c: Command): Command {
@@ -236,12 +148,24 @@ function runFlags(c: Command): Command {
     .option('-l, --label <label>', 'Set meta data on a container', collect, [])
     .option('-h, --hostname <name>', 'Container host name')
     .option('--pull <policy>', 'Pull image before running (only "never" and "missing" without network)')
-    .option('--platform <platform>', 'Set platform');
+    .option('--platform <platform>', 'Set platform')
+    .option('--read-only', "Mount the container's root filesystem as read only")
+    .option('--tmpfs <path[:opts]>', 'Mount a tmpfs directory', collect, [])
+    .option('--cap-add <cap>', 'Add Linux capabilities', collect, [])
+    .option('--cap-drop <cap>', 'Drop Linux capabilities', collect, [])
+    .option('--privileged', 'Give extended privileges to this container')
+    .option('--stop-signal <signal>', 'Signal to stop the container')
+    .option('--stop-timeout <seconds>', 'Timeout (in seconds) to stop a container')
+    .option('-p, --publish <ports>', 'Publish a container\'s port(s) to the host (not supported: no network)', collect, []);
 }
 
 function createOpts(image: string, cmd: string[], o: RunOpts, detach: boolean): CreateOptions {
   if (o.tty) throw invalidArgument('-t (a pseudo-TTY) is not supported', 'drop -t; output and -i input are piped');
+  if (o.publish.length) throw invalidArgument('publishing ports (-p) needs a container network, which shale does not make', 'use --network host and listen on the host\'s ports');
+  if (o.pull && !['never', 'missing'].includes(o.pull)) throw invalidArgument(`--pull ${o.pull} needs the network; shale runs local images only`, 'use --pull never, or `shale pull` first');
   return {
+    readOnly: o.readOnly, tmpfs: o.tmpfs, capAdd: o.capAdd, capDrop: o.capDrop, privileged: o.privileged, stopSignal: o.stopSignal,
+    stopTimeout: o.stopTimeout !== undefined ? Number(o.stopTimeout) : undefined,
     image, cmd, name: o.name, env: o.env, envFiles: o.envFile, workdir: o.workdir, user: o.user, entrypoint: o.entrypoint, volumes: o.volume, mounts: o.mount,
     network: o.network ?? o.net, rm: o.rm, interactive: o.interactive, detach, logOpts: o.logOpt, logDriver: o.logDriver, labels: o.label, hostname: o.hostname,
     runtime: getEngine().opts.runtime,
@@ -317,7 +241,7 @@ async function copy(engine: Engine, srcArg: string, dstArg: string, o: { followL
     const m = await mountRootfs(engine, c);
     try {
       const contents = /\/\.$/.test(src.path);
-      const r = resolveInRootfs(m.path, src.path, { followFinal: !!o.followLink || contents || src.path.endsWith('/'), what: 'path' });
+      const r = resolveInContainer(engine, c, m.path, src.path, { followFinal: !!o.followLink || contents || src.path.endsWith('/'), what: 'path' });
       if (!r.exists) throw notFound(`Could not find the file ${src.path} in container ${src.container}`);
       if (dst.path === '-') {
         const t = spawn('tar', ['-C', dirname(r.host), '-cf', '-', basename(r.host)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -340,7 +264,7 @@ async function copy(engine: Engine, srcArg: string, dstArg: string, o: { followL
   const c = store.resolve(dst.container!);
   const m = await mountRootfs(engine, c);
   try {
-    const d = resolveInRootfs(m.path, dst.path, { what: 'destination path' });
+    const d = resolveInContainer(engine, c, m.path, dst.path, { what: 'destination path', write: true });
     if (src.path === '-') {
       if (!d.exists || !lstatSync(d.host).isDirectory()) throw invalidArgument(`destination ${dst.path} must be a directory when copying a tar archive from stdin`);
       await applyLayer(d.host, process.stdin, { whiteouts: 'apply' });
@@ -351,10 +275,10 @@ async function copy(engine: Engine, srcArg: string, dstArg: string, o: { followL
     const contents = /\/\.$/.test(src.path);
     let target: string;
     if (d.exists && lstatSync(d.host).isDirectory() && !contents) {
-      target = resolveInRootfs(m.path, `${d.inner}/${basename(source)}`, { what: 'destination path' }).host;
+      target = resolveInContainer(engine, c, m.path, `${d.inner}/${basename(source)}`, { what: 'destination path', write: true }).host;
     } else {
       if (!d.exists) {
-        const parent = resolveInRootfs(m.path, dirname(d.inner), { what: 'destination path' });
+        const parent = resolveInContainer(engine, c, m.path, dirname(d.inner), { what: 'destination path' });
         if (!parent.exists) throw notFound(`Could not find the file ${dirname(dst.path)} in container ${dst.container}`);
       }
       target = d.host;
@@ -363,6 +287,29 @@ async function copy(engine: Engine, srcArg: string, dstArg: string, o: { followL
   } finally {
     await m.release();
   }
+}
+
+/**
+ * A path as the container sees it, mounts included: below a volume or bind mount's target it
+ * resolves inside that volume or host directory (never above it), elsewhere inside the rootfs.
+ */
+function resolveInContainer(engine: Engine, c: Container, rootfs: string, p: string, opts: { followFinal?: boolean; what?: string; write?: boolean }): { host: string; inner: string; exists: boolean } {
+  const r = resolveInRootfs(rootfs, p, opts);
+  let best: { t: string; source: string; ro: boolean } | undefined;
+  const vols = new VolumeStore(engine);
+  for (const m of c.hostConfig.Mounts) {
+    let t: string;
+    try {
+      t = resolveInRootfs(rootfs, m.Target).inner;
+    } catch {
+      continue;
+    }
+    if ((r.inner === t || r.inner.startsWith(t + '/')) && (!best || t.length > best.t.length)) best = { t, source: m.Type === 'volume' ? vols.dataPath(m.Source) : m.Source, ro: !!m.ReadOnly };
+  }
+  if (!best) return r;
+  if (opts.write && best.ro) throw invalidArgument(`mounted volume is marked read-only: ${best.t}`);
+  const inVol = resolveInRootfs(best.source, r.inner.slice(best.t.length) || '/', opts);
+  return { host: inVol.host, inner: r.inner, exists: inVol.exists };
 }
 
 function isLink(p: string): boolean {
@@ -407,16 +354,33 @@ function pct(part: number, total: number): string {
   return total > 0 ? `${humanSize(part)} (${Math.floor((part * 100) / total)}%)` : humanSize(part);
 }
 
-function buildCache(engine: Engine): { count: number; size: number; reclaimable: number } {
+interface CacheRecord { key: string; size: number; created: string; lastUsed: string; shared: boolean }
+
+/** The builder's cache (build_cache rows -> layer blobs): what it holds, and what pruning it frees (blobs no image uses). */
+function buildCache(engine: Engine): { count: number; size: number; reclaimable: number; records: CacheRecord[] } {
+  const none = { count: 0, size: 0, reclaimable: 0, records: [] };
   try {
     const t = engine.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'build_cache'").get();
-    if (!t) return { count: 0, size: 0, reclaimable: 0 };
-    const cols = (engine.db.prepare('PRAGMA table_info(build_cache)').all() as { name: string }[]).map((c) => c.name);
-    const sizeCol = cols.includes('size') ? 'size' : undefined;
-    const r = engine.db.prepare(`SELECT COUNT(*) AS n, ${sizeCol ? 'COALESCE(SUM(size), 0)' : '0'} AS s FROM build_cache`).get() as { n: number; s: number };
-    return { count: r.n, size: r.s, reclaimable: r.s };
+    if (!t) return none;
+    const cols = new Set((engine.db.prepare('PRAGMA table_info(build_cache)').all() as { name: string }[]).map((c) => c.name));
+    if (!cols.has('blob')) {
+      const n = (engine.db.prepare('SELECT COUNT(*) AS n FROM build_cache').get() as { n: number }).n;
+      return { ...none, count: n };
+    }
+    const rows = engine.db.prepare(`SELECT b.${cols.has('key') ? 'key' : 'rowid'} AS key, b.blob AS blob, ${cols.has('created') ? 'b.created' : "''"} AS created, ${cols.has('last_used') ? 'b.last_used' : "''"} AS last_used,
+      COALESCE(l.size, 0) AS size, EXISTS (SELECT 1 FROM image_layers il WHERE il.blob = b.blob) AS shared
+      FROM build_cache b LEFT JOIN layers l ON l.blob = b.blob`).all() as { key: string; blob: string; created: string; last_used: string; size: number; shared: number }[];
+    const blobs = new Map<string, { size: number; shared: boolean }>();
+    for (const r of rows) blobs.set(r.blob, { size: r.size, shared: !!r.shared });
+    let size = 0;
+    let reclaimable = 0;
+    for (const b of blobs.values()) {
+      size += b.size;
+      if (!b.shared) reclaimable += b.size;
+    }
+    return { count: rows.length, size, reclaimable, records: rows.map((r) => ({ key: String(r.key), size: r.size, created: r.created, lastUsed: r.last_used, shared: !!r.shared })) };
   } catch {
-    return { count: 0, size: 0, reclaimable: 0 };
+    return none;
   }
 }
 
@@ -473,7 +437,7 @@ async function systemDf(o: { verbose?: boolean; format?: string }): Promise<void
   out('\nLocal Volumes space usage:\n\n');
   out(table([['VOLUME NAME', 'LINKS', 'SIZE'], ...volumes.map((v, i) => [v.name, String(vLinks[i]), humanSize(vsizes[i])])]));
   out(`\nBuild cache usage: ${humanSize(bc.size)}\n\n`);
-  out(table([['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'LAST USED', 'USAGE', 'SHARED']]));
+  out(table([['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'LAST USED', 'USAGE', 'SHARED'], ...bc.records.map((r) => [r.key.replace(/^sha256:/, '').slice(0, 25), 'regular', humanSize(r.size), since(r.created), since(r.lastUsed), '1', String(r.shared)])]));
 }
 
 // ---------------------------------------------------------------- info
@@ -679,6 +643,25 @@ function defineContainerCommands(p: Command, group: boolean): void {
       exitWith(await execInContainer(getEngine(), ref, { cmd, env: o.env, workdir: o.workdir, user: o.user, interactive: o.interactive, detach: o.detach }));
     });
 
+  p.command('rename').description('Rename a container').argument('<container>').argument('<new-name>')
+    .action((ref: string, name: string) => {
+      const store = new ContainerStore(getEngine());
+      store.rename(store.resolve(ref).id, name.replace(/^\//, ''));
+    });
+
+  p.command('top').description('Display the running processes of a container').argument('<container>').argument('[ps-options...]')
+    .action(async (ref: string, psArgs: string[]) => {
+      const engine = getEngine();
+      const c = await reconcile(engine, new ContainerStore(engine).resolve(ref));
+      if (!c.state.Running) throw conflict(`Container ${c.id} is not running`);
+      const argv = runtimeArgv(findRuntime(engine.root, c.hostConfig.Runtime ?? engine.opts.runtime), ['ps', c.id, ...(psArgs.length ? psArgs : ['-ef'])]);
+      await new Promise<void>((res, rej) => {
+        const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
+        p.on('error', rej);
+        p.on('close', (code) => (code === 0 ? res() : rej(new ShaleError('Internal', `listing the processes of ${ref} failed`))));
+      });
+    });
+
   p.command('diff').description("Inspect changes to files or directories on a container's filesystem").argument('<container>')
     .action(async (ref: string) => {
       const engine = getEngine();
@@ -763,5 +746,4 @@ export function register(program: Command): void {
   infoCmd(program.command('info'));
   infoCmd(system.command('info'));
   void volumeRows;
-  void conflict;
 }
