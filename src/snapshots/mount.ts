@@ -4,10 +4,10 @@
 // in the one page the kernel copies for mount(2), the paths are made relative to their common
 // directory and the mount runs with that directory as its cwd (what docker's overlay2 does
 // with its short l/ links: 120+ layers then stay far below 4096 bytes).
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { dirname, relative, resolve, sep } from 'node:path';
 import { invalidArgument, isShaleError, ShaleError } from '../errors.js';
-import { mount, unmount, type Mount } from '../sys/index.js';
+import { isMounted, mount, unmount, type Mount } from '../sys/index.js';
 
 /** mount(2) copies at most one page of option data, NUL included. */
 export const MOUNT_DATA_MAX = 4095;
@@ -100,18 +100,7 @@ function canonical(target: string): string {
 
 /** Is something mounted on target? (reads /proc/self/mounts; no process spawned) */
 export function isMountPoint(target: string): boolean {
-  const abs = canonical(target);
-  let text: string;
-  try {
-    text = readFileSync('/proc/self/mounts', 'utf8');
-  } catch {
-    return false;
-  }
-  for (const line of text.split('\n')) {
-    const field = line.split(' ')[1];
-    if (field !== undefined && field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === abs) return true;
-  }
-  return false;
+  return isMounted(canonical(target));
 }
 
 /** Unmount everything stacked on target (no error if nothing is mounted there). */

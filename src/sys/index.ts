@@ -1,6 +1,7 @@
 // The few system calls Node lacks (mount, mknod, xattrs). One module so the rest of shale
 // never shells out on its own; each call runs a standard tool from util-linux/coreutils/attr.
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { failedPrecondition, permissionDenied, ShaleError } from '../errors.js';
 
@@ -131,13 +132,16 @@ export async function unmount(target: string, lazy = false): Promise<void> {
   }
 }
 
+/** Is something mounted on target (an absolute, canonical path)? Reads /proc/self/mounts, no process. */
 export function isMounted(target: string): boolean {
+  let text: string;
   try {
-    const mounts = execFileSync('cat', ['/proc/self/mounts'], { encoding: 'utf8' });
-    return mounts.split('\n').some((l) => l.split(' ')[1] === target);
+    text = readFileSync('/proc/self/mounts', 'utf8');
   } catch {
     return false;
   }
+  // the mount point field escapes space, tab, newline and backslash as \ooo
+  return text.split('\n').some((l) => l.split(' ')[1]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === target);
 }
 
 /**
