@@ -9,9 +9,12 @@ export interface WalkEntry {
   st: Stats;
 }
 
-function byteCompare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+/** Names in byte order (what tar and docker sort by), each encoded once. */
+function sortBytes(names: string[]): string[] {
+  return names.map((n) => ({ n, b: Buffer.from(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map((x) => x.n);
 }
+
+const BATCH = 64; // lstat calls in flight per directory
 
 /**
  * Depth-first, parents before children, siblings in byte order. Root itself is not yielded.
@@ -19,13 +22,18 @@ function byteCompare(a: string, b: string): number {
  */
 export async function* walk(root: string, rel = '', descend?: (e: WalkEntry) => boolean): AsyncGenerator<WalkEntry> {
   const dir = rel ? join(root, rel) : root;
-  const names = (await readdir(dir)).sort(byteCompare);
-  for (const n of names) {
-    const r = rel ? `${rel}/${n}` : n;
-    const path = join(root, r);
-    const st = await lstat(path, { bigint: false });
-    const e = { rel: r, path, st };
-    yield e;
-    if (st.isDirectory() && (!descend || descend(e))) yield* walk(root, r, descend);
+  const names = sortBytes(await readdir(dir));
+  for (let i = 0; i < names.length; i += BATCH) {
+    const batch = await Promise.all(
+      names.slice(i, i + BATCH).map(async (n) => {
+        const r = rel ? `${rel}/${n}` : n;
+        const path = join(root, r);
+        return { rel: r, path, st: await lstat(path) };
+      }),
+    );
+    for (const e of batch) {
+      yield e;
+      if (e.st.isDirectory() && (!descend || descend(e))) yield* walk(root, e.rel, descend);
+    }
   }
 }

@@ -194,7 +194,7 @@ export async function build(engine: Engine, o: BuildOptions): Promise<BuildResul
             const plan = await planCopy(ins, st, ctx, df.escape, done, rootfsOf, engine);
             createdBy = `${ins.cmd} ${plan.display} # buildkit`;
             cacheKey = sha256(JSON.stringify([parentChain, ins.cmd, plan.expanded, ins.flags, plan.checksum]));
-            makeLayer = () => ingestTar(engine.content, writeTar(plan.entries()), 'gzip');
+            makeLayer = () => ingestTar(engine.content, writeTar(plan.entries()));
           } else if (ins.cmd === 'RUN') {
             let args: string[];
             const shell = cfg.Shell ?? ['/bin/sh', '-c'];
@@ -305,7 +305,7 @@ async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, esc
     filter = false;
   }
   if (ins.cmd === 'ADD') for (const s of srcs) if (/^(https?|git):\/\//.test(s) || s.startsWith('git@')) throw invalidArgument(`ADD ${s}: remote sources need the network, which shale builds do not use`, 'download the file into the build context and ADD it from there');
-  const sources = await ctx.resolve('.', root, filter).then(() => Promise.all(srcs.map((s) => ctx.resolve(s, root, filter)))).then((a) => a.flat());
+  const sources = (await Promise.all(srcs.map((s) => ctx.resolve(s, root, filter)))).flat();
   const checksum = await checksumSources(sources) + sha256(heredocs.map((h) => h.name + '\0' + h.content).join('\0'));
   const clamp = (t: number) => (SOURCE_DATE_EPOCH !== undefined ? Math.min(t, SOURCE_DATE_EPOCH) : t);
   async function* entries(): AsyncGenerator<TarSourceEntry> {

@@ -2,7 +2,7 @@
 // the checksum the build cache keys COPY/ADD on (content, mode, owner and names; not mtime).
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat, readFile, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 import { walk } from '../archive/walk.js';
@@ -86,7 +86,8 @@ export async function checksumSources(sources: { base: SourceFile; files: Source
     h.update(`${name}\0${st.mode}\0${st.uid}\0${st.gid}\0`);
     if (st.isSymbolicLink()) h.update(await readlink(f.path));
     else if (st.isFile()) {
-      for await (const c of createReadStream(f.path)) h.update(c as Buffer);
+      if (st.size <= 1 << 20) h.update(await readFile(f.path));
+      else for await (const c of createReadStream(f.path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
     }
     h.update('\0');
   };

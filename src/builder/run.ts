@@ -34,7 +34,7 @@ export const runStep: RunStep = async (req) => {
       if (code !== 0) {
         throw new ShaleError('FailedPrecondition', `process "${req.args.join(' ')}" did not complete successfully: exit code: ${code}`);
       }
-      return await ingestTar(engine.content, getSnapshotter(engine).diffTar(c.id), 'gzip');
+      return await ingestTar(engine.content, getSnapshotter(engine).diffTar(c.id));
     } finally {
       await removeContainer(engine, c.id, { force: true, volumes: true });
     }

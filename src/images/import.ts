@@ -19,7 +19,7 @@ export async function importTarball(engine: Engine, source: Readable, opts: Impo
   const release = engine.images.lease(['*']);
   try {
     const { tar } = await openUncompressed(source);
-    const layer = await ingestTar(engine.content, tar, 'gzip');
+    const layer = await ingestTar(engine.content, tar);
     const created = new Date().toISOString();
     const config: ImageConfig = {
       architecture: opts.platform?.architecture ?? hostArch(),

@@ -46,8 +46,19 @@ async function fanOut<T extends unknown[]>(source: Readable, consumers: { [K in 
   return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as T;
 }
 
+/**
+ * How layers that shale makes (import, build, commit) are compressed: gzip unless
+ * SHALE_LAYER_COMPRESSION says zstd or none.
+ */
+export function defaultCompression(): Compression {
+  const c = process.env.SHALE_LAYER_COMPRESSION;
+  if (c === undefined || c === '') return 'gzip';
+  if (c === 'gzip' || c === 'zstd' || c === 'none') return c;
+  throw invalidArgument(`SHALE_LAYER_COMPRESSION=${c} is not a layer compression`, 'use gzip, zstd or none');
+}
+
 /** Store an uncompressed layer tar, compressing it (gzip by default). */
-export async function ingestTar(content: ContentStore, tar: Readable, compression: Compression = 'gzip'): Promise<LayerRecord> {
+export async function ingestTar(content: ContentStore, tar: Readable, compression: Compression = defaultCompression()): Promise<LayerRecord> {
   const diff = new HashingStream();
   tar.on('error', (e) => diff.destroy(e));
   const src = tar.pipe(diff);

@@ -1,6 +1,9 @@
 // Tar writer: push headers and file data into a Readable, with backpressure.
 import { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+
+const SMALL = 1 << 20;
 import { encodeHeader, padding, END_OF_ARCHIVE, type TarHeader } from './header.js';
 
 export interface TarSourceEntry {
@@ -12,12 +15,46 @@ export interface TarSourceEntry {
   stream?: () => AsyncIterable<Buffer>;
 }
 
+const AHEAD = 16; // small files read in parallel ahead of the writer
+
+/** Start reading the next small files while earlier ones are written. */
+async function* readAhead(entries: AsyncIterable<TarSourceEntry> | Iterable<TarSourceEntry>): AsyncGenerator<{ e: TarSourceEntry; pending?: Promise<Buffer> }> {
+  const it = Symbol.asyncIterator in entries ? entries[Symbol.asyncIterator]() : (entries as Iterable<TarSourceEntry>)[Symbol.iterator]();
+  const queue: { e: TarSourceEntry; pending?: Promise<Buffer> }[] = [];
+  let done = false;
+  for (;;) {
+    while (!done && queue.length < AHEAD) {
+      const r = await it.next();
+      if (r.done) { done = true; break; }
+      const e = r.value;
+      const small = e.file && !e.stream && !e.data && e.header.type === 'file' && e.header.size > 0 && e.header.size <= SMALL;
+      const pending = small ? readFile(e.file!) : undefined;
+      pending?.catch(() => undefined); // handled when its turn comes
+      queue.push({ e, pending });
+    }
+    const next = queue.shift();
+    if (!next) return;
+    yield next;
+  }
+}
+
 /** Turn an (async) sequence of entries into a tar byte stream. */
 export function writeTar(entries: AsyncIterable<TarSourceEntry> | Iterable<TarSourceEntry>): Readable {
   async function* gen(): AsyncGenerator<Buffer> {
-    for await (const e of entries as AsyncIterable<TarSourceEntry>) {
-      yield encodeHeader(e.header);
-      if (e.header.type !== 'file' || e.header.size === 0) continue;
+    for await (const { e, pending } of readAhead(entries)) {
+      const header = encodeHeader(e.header);
+      if (e.header.type !== 'file' || e.header.size === 0) {
+        yield header;
+        continue;
+      }
+      if (pending) {
+        // small files: read ahead, one chunk (header + data + padding) — far less per-file overhead
+        const data = await pending;
+        if (data.length < e.header.size) throw new Error(`${e.header.name} changed size while being archived (${data.length} of ${e.header.size} bytes)`);
+        yield Buffer.concat([header, data.length === e.header.size ? data : data.subarray(0, e.header.size), Buffer.alloc(padding(e.header.size))]);
+        continue;
+      }
+      yield header;
       let n = 0;
       if (e.data) {
         n = e.data.length;

@@ -331,7 +331,7 @@ async function commitContainer(engine: Engine, ref: string, repo: string | undef
   const keys: (keyof ContainerConfig)[] = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'Healthcheck', 'Shell', 'OnBuild'];
   for (const k of keys) if (c.config[k] !== undefined && c.config[k] !== '') (cfg as Record<string, unknown>)[k] = c.config[k];
   applyChanges(cfg, o.change ?? []);
-  const layer = await ingestTar(engine.content, sn.diffTar(c.id), 'gzip');
+  const layer = await ingestTar(engine.content, sn.diffTar(c.id));
   const layers = engine.images.layers(c.imageId).map(({ chainId: _c, ...l }) => l);
   const now = new Date().toISOString();
   const config: ImageConfig = {
