@@ -24,7 +24,8 @@ export interface TarOptions {
 
 const XATTR_KEEP = /^(security\.capability|user\.)/;
 
-function typeOf(st: Stats): EntryType | undefined {
+/** The tar entry type of a file, or undefined for sockets (not archived, as tar does). */
+export function typeOf(st: Stats): EntryType | undefined {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';

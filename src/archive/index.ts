@@ -1,5 +1,5 @@
 export { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
-export { tarDirectory, tarOverlayUpper, tarChanges, type TarOptions } from './create.js';
+export { tarDirectory, tarOverlayUpper, tarChanges, typeOf, type TarOptions } from './create.js';
 export { changesDirs, changesOverlay, type Change } from './changes.js';
 export * from './compression.js';
 export { readTar, type TarEntry } from './tar/reader.js';

@@ -5,7 +5,6 @@
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, posix } from 'node:path';
-import { Readable } from 'node:stream';
 import { applyLayer, compressionOfMediaType, decompressor, openUncompressed, readTar, writeTar, type TarSourceEntry } from '../archive/index.js';
 import { sha256, type Digest } from '../digest/index.js';
 import type { Engine } from '../engine/index.js';
@@ -314,9 +313,10 @@ async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, esc
       const name = p.replace(/^\//, '');
       if (name && !out.has(name)) out.set(name, { header: { name, type: 'dir', mode: 0o755, uid: own.uid, gid: own.gid, size: 0, mtime } });
     };
+    // the directory a copied file lands in (docker creates it 0755 when missing)
     const parentDirs = (p: string, mtime: number) => {
-      const parts = p.replace(/^\//, '').split('/').slice(0, -1);
-      for (let i = 1; i <= parts.length; i++) if (i === parts.length) addDir('/' + parts.slice(0, i).join('/'), mtime);
+      const parent = posix.dirname(p);
+      if (parent !== '/') addDir(parent, mtime);
     };
     const put = async (target: string, f: { path: string; st: import('node:fs').Stats }) => {
       const name = target.replace(/^\//, '');
@@ -329,7 +329,7 @@ async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, esc
     };
     for (const s of sources) {
       if (s.base.st.isDirectory()) {
-        if (destIsDir || true) addDir(dest, clamp(Math.floor(s.base.st.mtimeMs / 1000)));
+        addDir(dest, clamp(Math.floor(s.base.st.mtimeMs / 1000)));
         parentDirs(dest, 0);
         for (const f of s.files) await put(posix.join(dest, f.rel), f);
       } else {
@@ -390,4 +390,3 @@ async function* extractEntries(path: string, dest: string): AsyncGenerator<TarSo
   }
 }
 
-void Readable;

@@ -12,7 +12,7 @@ import { familiarName, parseReference } from '../../reference/index.js';
 import { applyChanges } from '../../builder/config.js';
 import { invalidArgument, notFound } from '../../errors.js';
 import type { Engine } from '../../engine/index.js';
-import type { History, ImageConfig } from '../../oci/index.js';
+import type { History } from '../../oci/index.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -118,7 +118,6 @@ function historyRows(engine: Engine, img: ImageRecord, human: boolean, noTrunc: 
   return rows;
 }
 
-function readConfig(v: ImageConfig): void { void v; }
 
 export function register(program: Command): void {
   program
@@ -295,9 +294,4 @@ export function register(program: Command): void {
       const img = await bootstrapBusybox(getEngine(), o.tag, o.busybox);
       out(`${img.id}\n`);
     });
-  void readConfig;
-}
-
-export function registerImageSubcommands(image: Command): void {
-  void image;
 }

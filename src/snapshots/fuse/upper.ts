@@ -8,7 +8,7 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { isOverlayWhiteout, OPAQUE, writeTar, WHITEOUT_PREFIX, type Change, type EntryType, type TarHeader, type TarSourceEntry } from '../../archive/index.js';
+import { isOverlayWhiteout, OPAQUE, typeOf, writeTar, WHITEOUT_PREFIX, type Change, type TarHeader, type TarSourceEntry } from '../../archive/index.js';
 import { xattrsOfTree } from '../../sys/index.js';
 import { errno } from '../../errors.js';
 import type { Usage } from '../types.js';
@@ -101,15 +101,6 @@ export async function changesFuseUpper(upper: string, lowers: string[]): Promise
   return [...out.values()].sort((a, b) => byteCompare(a.path, b.path));
 }
 
-function typeOf(st: Stats): EntryType | undefined {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isCharacterDevice()) return 'char';
-  if (st.isBlockDevice()) return 'block';
-  if (st.isFIFO()) return 'fifo';
-  return undefined;
-}
 
 function whiteoutName(rel: string): string {
   const slash = rel.lastIndexOf('/');
