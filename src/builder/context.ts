@@ -81,19 +81,30 @@ function globToRegExp(g: string): RegExp {
 /** Checksum of sources for the cache key: names, types, modes, owners, contents; never mtimes. */
 export async function checksumSources(sources: { base: SourceFile; files: SourceFile[] }[]): Promise<string> {
   const h = createHash('sha256');
-  const add = async (name: string, f: SourceFile) => {
-    const st = f.st;
-    h.update(`${name}\0${st.mode}\0${st.uid}\0${st.gid}\0`);
-    if (st.isSymbolicLink()) h.update(await readlink(f.path));
-    else if (st.isFile()) {
-      if (st.size <= 1 << 20) h.update(await readFile(f.path));
-      else for await (const c of createReadStream(f.path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
-    }
-    h.update('\0');
-  };
+  const all: { name: string; f: SourceFile }[] = [];
   for (const s of sources) {
-    await add(s.base.rel, s.base);
-    for (const f of s.files) await add(f.rel, f);
+    all.push({ name: s.base.rel, f: s.base });
+    for (const f of s.files) all.push({ name: f.rel, f });
+  }
+  // small files and link targets are read AHEAD at a time; hashing stays in order
+  const AHEAD = 32;
+  const small = (f: SourceFile) => f.st.isSymbolicLink() || (f.st.isFile() && f.st.size <= 1 << 20);
+  const read = (f: SourceFile): Promise<Buffer | string> | undefined => {
+    if (!small(f)) return undefined;
+    const p = f.st.isSymbolicLink() ? readlink(f.path) : readFile(f.path);
+    p.catch(() => undefined); // awaited in its turn
+    return p;
+  };
+  const pending = all.slice(0, AHEAD).map((x) => read(x.f));
+  for (let i = 0; i < all.length; i++) {
+    const { name, f } = all[i];
+    if (i + AHEAD < all.length) pending.push(read(all[i + AHEAD].f));
+    const data = pending[i];
+    pending[i] = undefined;
+    h.update(`${name}\0${f.st.mode}\0${f.st.uid}\0${f.st.gid}\0`);
+    if (data) h.update(await data);
+    else if (f.st.isFile()) for await (const c of createReadStream(f.path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+    h.update('\0');
   }
   return h.digest('hex');
 }
