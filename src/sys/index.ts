@@ -19,7 +19,12 @@ async function exec(tool: string, pkg: string, args: string[]): Promise<string> 
     const err = e as NodeJS.ErrnoException & { stderr?: string };
     if (err.code === 'ENOENT') throw toolMissing(tool, pkg);
     const msg = (err.stderr ?? err.message).toString().trim();
-    if (/permission denied|operation not permitted/i.test(msg)) throw permissionDenied(`${tool} ${args.join(' ')}: ${msg}`, 'this needs root (CAP_SYS_ADMIN / CAP_MKNOD); run as root or use --storage-driver vfs');
+    if (/permission denied|operation not permitted|must be superuser/i.test(msg)) {
+      const hint = tool === 'mount' || tool === 'umount' || tool === 'fuse-overlayfs'
+        ? 'mounting a container rootfs needs CAP_SYS_ADMIN: run shale as root (image commands work without it; a rootless run path is not there yet)'
+        : 'creating device nodes needs CAP_MKNOD: run as root';
+      throw permissionDenied(`${tool} ${args.join(' ')}: ${msg.split('\n')[0]}`, hint);
+    }
     throw new ShaleError('Internal', `${tool} ${args.join(' ')}: ${msg}`);
   }
 }
