@@ -97,3 +97,25 @@ test('the data root: --root, then SHALE_ROOT, then /var/lib/shale for root', (t)
   assert.equal(engine.root, join(root, 'nested', 'root'));
   assert.deepEqual(filesIn(engine.content.blobsDir), []);
 });
+
+test('what an interrupted create leaves is reported as information and removed by --repair', async (t) => {
+  const { engine, img } = await storeWithBusybox(t);
+  const { ContainerStore, newId, newState } = await import('../containers/store.js');
+  const { getSnapshotter } = await import('./rootfs.js');
+  const store = new ContainerStore(engine);
+  // a record whose writable layer was never prepared (killed between the two steps)
+  const id = newId();
+  store.insert({ id, name: 'half', imageId: img.id, config: {} as never, hostConfig: { Mounts: [] } as never, state: newState(), created: new Date().toISOString() });
+  // and a writable layer whose record never landed
+  const sn = getSnapshotter(engine);
+  await sn.prepare('f'.repeat(64), undefined, { 'shale.container': 'f'.repeat(64) });
+  const r = await checkStore(engine);
+  assert.deepEqual(r.problems, []);
+  assert.equal(r.info.filter((l) => /interrupted while being created|belongs to no container/.test(l)).length, 2);
+  const fixed = await checkStore(engine, { repair: true });
+  assert.deepEqual(fixed.problems, []);
+  assert.equal(store.tryResolve('half'), undefined);
+  assert.equal(sn.exists('f'.repeat(64)), false);
+  const again = await checkStore(engine);
+  assert.deepEqual(again.info, []);
+});

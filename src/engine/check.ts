@@ -55,7 +55,9 @@ export async function checkStore(engine: Engine, opts: { repair?: boolean } = {}
   }
   const stale = await engine.content.cleanIngest(leases.digests.size ? 3600_000 : 0);
   if (stale) info.push(`removed ${stale} stale temporary file(s) from interrupted writes`);
-  const { checkContainers } = await import('./hooks.js').then((m) => m as unknown as { checkContainers?: (e: Engine) => Promise<string[]> });
-  if (checkContainers) problems.push(...(await checkContainers(engine)));
+  const { checkContainers } = await import('./hooks.js');
+  const c = await checkContainers(engine, opts.repair);
+  problems.push(...c.problems);
+  info.push(...c.info);
   return { problems, info, blobs: blobs.length, images: images.length, layers };
 }

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from './index.js';
-import { ContainerStore, shortCid } from '../containers/store.js';
+import { ContainerStore, shortCid, ZERO_TIME } from '../containers/store.js';
 import { getSnapshotter, imageSnapshotKeys } from './rootfs.js';
 
 /** Name or short ID of a container that uses the image, if any. */
@@ -51,20 +51,33 @@ export async function inspectOther(engine: Engine, name: string, opts: { size?: 
   return undefined;
 }
 
-/** system check: containers whose writable layer is missing, and writable layers without a container. */
-export async function checkContainers(engine: Engine): Promise<string[]> {
+/**
+ * system check: containers whose writable layer or image is missing (problems), and what an
+ * interrupted `create` leaves (a record without its layer, or a layer without its record):
+ * information, removed with `repair`.
+ */
+export async function checkContainers(engine: Engine, repair = false): Promise<{ problems: string[]; info: string[] }> {
   const problems: string[] = [];
+  const info: string[] = [];
   const store = new ContainerStore(engine);
   const containers = store.list();
-  if (containers.length === 0 && !existsSync(join(engine.root, 'containers'))) return problems;
+  if (containers.length === 0 && !existsSync(join(engine.root, 'containers'))) return { problems, info };
   const sn = getSnapshotter(engine);
   for (const c of containers) {
-    if (!sn.exists(c.id)) problems.push(`container ${shortCid(c.id)} (${c.name}): its writable layer is missing`);
+    const never = c.state.Status === 'created' && c.state.StartedAt === ZERO_TIME;
+    if (!sn.exists(c.id)) {
+      if (never) {
+        info.push(`container ${shortCid(c.id)} (${c.name}) was interrupted while being created${repair ? ': removed' : '; `shale rm` or `system check --repair` removes it'}`);
+        if (repair) store.delete(c.id);
+      } else problems.push(`container ${shortCid(c.id)} (${c.name}): its writable layer is missing`);
+    }
     if (!engine.images.get(c.imageId)) problems.push(`container ${shortCid(c.id)} (${c.name}): its image ${c.imageId} is missing`);
   }
-  const ids = new Set(containers.map((c) => c.id));
+  const ids = new Set(store.list().map((c) => c.id));
   for (const s of await sn.list()) {
-    if (s.labels?.['shale.container'] && !ids.has(s.key)) problems.push(`writable layer ${s.key} belongs to no container`);
+    if (!s.labels?.['shale.container'] || ids.has(s.key)) continue;
+    info.push(`writable layer ${s.key} belongs to no container (an interrupted create or rm)${repair ? ': removed' : '; `system check --repair` removes it'}`);
+    if (repair) await sn.remove(s.key);
   }
-  return problems;
+  return { problems, info };
 }
