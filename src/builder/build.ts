@@ -5,12 +5,12 @@
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, posix } from 'node:path';
-import { applyLayer, compressionOfMediaType, decompressor, openUncompressed, readTar, writeTar, type TarSourceEntry } from '../archive/index.js';
+import { applyLayer, openUncompressed, readTar, writeTar, type TarSourceEntry } from '../archive/index.js';
 import { sha256, type Digest } from '../digest/index.js';
 import type { Engine } from '../engine/index.js';
 import { invalidArgument, notFound, ShaleError } from '../errors.js';
 import { chainIds } from '../images/store.js';
-import { ingestTar, type LayerRecord } from '../images/layers.js';
+import { ingestTar, openLayerTar, type LayerRecord } from '../images/layers.js';
 import { hostArch, type ContainerConfig, type History, type ImageConfig } from '../oci/index.js';
 import { applyConfigInstruction, CONFIG_ONLY, envMap } from './config.js';
 import { BuildContext, checksumSources } from './context.js';
@@ -93,7 +93,7 @@ export async function build(engine: Engine, o: BuildOptions): Promise<BuildResul
         stages.push({ name: asIdx > 0 ? ins.args[asIdx + 1]?.toLowerCase() : undefined, from: ins, body: [] });
       } else if (stages.length === 0) {
         if (ins.cmd !== 'ARG') throw invalidArgument(`${where(df.file, ins)}: ${ins.cmd} before FROM`);
-        for (const a of ins.args) {
+        for (const a of ins.rawArgs ?? ins.args) {
           const i = a.indexOf('=');
           const k = i < 0 ? a : a.slice(0, i);
           globalArgs[k] = o.buildArgs?.[k] ?? (i < 0 ? undefined : expandWord(a.slice(i + 1), globalArgs, df.escape));
@@ -114,11 +114,7 @@ export async function build(engine: Engine, o: BuildOptions): Promise<BuildResul
       if (have) return have;
       const dir = await mkdtemp(join(tmpdir(), 'shale-from-'));
       temps.push(dir);
-      for (const l of layers) {
-        const c = compressionOfMediaType(l.mediaType);
-        const src = engine.content.open(l.blob);
-        await applyLayer(dir, c === 'none' ? src : src.pipe(decompressor(c)), { whiteouts: 'apply' });
-      }
+      for (const l of layers) await applyLayer(dir, openLayerTar(engine.content, l), { whiteouts: 'apply' });
       flattened.set(key, dir);
       return dir;
     };

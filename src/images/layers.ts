@@ -4,7 +4,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import { HashingStream, type Digest } from '../digest/index.js';
 import type { ContentStore, Expected } from '../content/index.js';
-import { compressor, detect, ociLayerMediaType, openUncompressed, peek, readTar, type Compression } from '../archive/index.js';
+import { compressionOfMediaType, compressor, decompressor, detect, ociLayerMediaType, openUncompressed, peek, readTar, type Compression } from '../archive/index.js';
 import { invalidArgument } from '../errors.js';
 
 export interface LayerRecord {
@@ -15,6 +15,16 @@ export interface LayerRecord {
   size: number;
   /** bytes of the uncompressed tar */
   tarSize: number;
+}
+
+/** A stored layer as its uncompressed tar stream (errors of the blob reach the reader). */
+export function openLayerTar(content: ContentStore, l: Pick<LayerRecord, 'blob' | 'mediaType'>): Readable {
+  const src = content.open(l.blob);
+  const c = compressionOfMediaType(l.mediaType);
+  if (c === 'none') return src;
+  const d = decompressor(c);
+  src.on('error', (e) => d.destroy(e));
+  return src.pipe(d);
 }
 
 /** Sum of docker's layer size over a tar stream: regular files plus symlink target lengths. */

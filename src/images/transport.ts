@@ -7,13 +7,13 @@ import { createReadStream } from 'node:fs';
 import { mkdir, writeFile, copyFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { decompressor, compressionOfMediaType, readTar, writeTar, type TarSourceEntry } from '../archive/index.js';
+import { readTar, writeTar, type TarSourceEntry } from '../archive/index.js';
 import type { Engine } from '../engine/index.js';
 import { hex, sha256, type Digest } from '../digest/index.js';
 import { invalidArgument, notFound, dataLoss } from '../errors.js';
 import { hostPlatform, isIndexMediaType, MediaType, type ImageConfig, type Index, type Manifest } from '../oci/index.js';
 import { familiarName, parseReference, fullName } from '../reference/index.js';
-import { ingestBlob, type LayerRecord } from './layers.js';
+import { ingestBlob, openLayerTar, type LayerRecord } from './layers.js';
 import type { ImageRecord } from './store.js';
 
 const MTIME = 0;
@@ -43,15 +43,6 @@ function dirEntry(name: string): TarSourceEntry {
   return { header: { name, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: MTIME } };
 }
 
-/** A layer blob as its uncompressed tar bytes. */
-function uncompressedLayer(engine: Engine, l: LayerRecord): AsyncIterable<Buffer> {
-  const c = compressionOfMediaType(l.mediaType);
-  const src = engine.content.open(l.blob);
-  if (c === 'none') return src;
-  const d = decompressor(c);
-  src.on('error', (e) => d.destroy(e));
-  return src.pipe(d);
-}
 
 export function saveDockerArchive(engine: Engine, refs: string[]): Readable {
   const imgs = resolveAll(engine, refs);
@@ -73,7 +64,7 @@ export function saveDockerArchive(engine: Engine, refs: string[]): Readable {
         if (written.has(dir)) continue;
         written.add(dir);
         yield dirEntry(dir);
-        yield { header: { name: `${dir}/layer.tar`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: l.tarSize, mtime: MTIME }, stream: () => uncompressedLayer(engine, l) };
+        yield { header: { name: `${dir}/layer.tar`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: l.tarSize, mtime: MTIME }, stream: () => openLayerTar(engine.content, l) };
       }
       manifest.push({ Config: cfgName, RepoTags: img.names.length ? img.names.map((n) => (n.includes(':') && n.lastIndexOf(':') > n.lastIndexOf('/') ? n : `${n}:latest`)) : null, Layers: paths });
       for (const n of img.names) {
