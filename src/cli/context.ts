@@ -15,10 +15,6 @@ export function setGlobals(g: GlobalOptions): void {
   globals = g;
 }
 
-export function getGlobals(): GlobalOptions {
-  return globals;
-}
-
 export function getEngine(): Engine {
   engine ??= Engine.open({ root: globals.root, storageDriver: globals.storageDriver, runtime: globals.runtime });
   return engine;

@@ -205,15 +205,6 @@ export class ImageStore {
     return new Map(rows.map((r) => [r.blob, r.n]));
   }
 
-  /** Images whose config names this image as parent-by-layers (a child shares all its layers). */
-  children(id: string): ImageRecord[] {
-    const mine = this.layers(id).map((l) => l.chainId);
-    if (mine.length === 0) return [];
-    const top = mine[mine.length - 1];
-    const rows = this.db.prepare('SELECT DISTINCT image_id FROM image_layers WHERE chain_id = ? AND image_id != ? AND idx = ?').all(top, id, mine.length - 1) as { image_id: string }[];
-    return rows.map((r) => this.get(r.image_id)!).filter((r) => r && this.layers(r.id).length > mine.length);
-  }
-
   /**
    * Remove a name or an image (docker rmi). A name with other names on the same image only
    * untags; the last name, or an ID, deletes the image. `inUse` says whether a container uses it.
