@@ -144,6 +144,11 @@ export class ContentStore {
     return readdirSync(this.blobsDir).filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
   }
 
+  /** Bytes of all blobs (what a prune reclaimed is the difference of two calls). */
+  totalSize(): number {
+    return this.list().reduce((a, d) => a + (this.info(d)?.size ?? 0), 0);
+  }
+
   /** Recompute a blob's digest. */
   async check(d: string): Promise<boolean> {
     const h = new HashingStream();

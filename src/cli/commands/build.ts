@@ -98,10 +98,10 @@ export function register(program: Command): void {
     .action(async () => {
       const engine = getEngine();
       const rows = engine.db.prepare('SELECT key, blob FROM build_cache').all() as { key: string; blob: string }[];
-      const before = engine.content.list().reduce((a, d) => a + (engine.content.info(d)?.size ?? 0), 0);
+      const before = engine.content.totalSize();
       engine.db.prepare('DELETE FROM build_cache').run();
       await engine.images.gc();
-      const after = engine.content.list().reduce((a, d) => a + (engine.content.info(d)?.size ?? 0), 0);
+      const after = engine.content.totalSize();
       if (rows.length) out(`Deleted build cache objects:\n${rows.map((r) => r.key.slice(7, 32)).join('\n')}\n\n`);
       out(`Total:\t${humanSize(Math.max(0, before - after))}\n`);
     });

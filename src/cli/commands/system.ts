@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .action(async (o: { all?: boolean }) => {
       const engine = getEngine();
       const { containerUsingImage, gcSnapshots } = await import('../../engine/hooks.js');
-      const before = engine.content.list().reduce((a, d) => a + (engine.content.info(d)?.size ?? 0), 0);
+      const before = engine.content.totalSize();
       const deleted: string[] = [];
       for (const img of engine.images.list()) {
         const tags = engine.images.tagsOf(img.id);
@@ -43,7 +43,7 @@ export function register(program: Command): void {
       }
       await engine.images.gc();
       await gcSnapshots(engine);
-      const after = engine.content.list().reduce((a, d) => a + (engine.content.info(d)?.size ?? 0), 0);
+      const after = engine.content.totalSize();
       if (deleted.length) out(`Deleted Images:\n${deleted.join('\n')}\n\n`);
       out(`Total reclaimed space: ${humanSize(Math.max(0, before - after))}\n`);
     });
