@@ -378,7 +378,10 @@ export async function startDetached(engine: Engine, c: Container): Promise<void>
   });
   pipe.destroy();
   child.unref();
-  if (!r.ok) throw startError(r);
+  if (!r.ok) {
+    await unmountRootfs(join(store.dir(c.id), 'rootfs')); // a shim that died early left prepareBundle's mount behind
+    throw startError(r);
+  }
 }
 
 /** Start attached: supervise in this process, streaming output; resolves with the exit code. */

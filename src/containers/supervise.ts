@@ -11,7 +11,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Engine } from '../engine/index.js';
 import { unmountRootfs } from './mounts.js';
 import { JsonLogWriter, logOptions } from './logs.js';
-import { findRuntime, runtimeArgv } from './runtime.js';
+import { findRuntime, runtimeArgv, type Runtime } from './runtime.js';
 import { ContainerStore } from './store.js';
 
 export type Ready = { ok: true; pid: number } | { ok: false; error: string; exitCode: number };
@@ -41,10 +41,17 @@ export async function supervise(engine: Engine, id: string, opts: SuperviseOptio
   const c = store.get(id);
   if (!c) throw new Error(`container ${id} vanished before it started`);
   const dir = store.dir(id);
-  const rt = findRuntime(engine.root, c.hostConfig.Runtime ?? opts.runtime);
   const pidFile = join(dir, 'init.pid');
-  rmSync(pidFile, { force: true });
-  const log = new JsonLogWriter(logPath(dir, id), logOptions(c.hostConfig.LogConfig.Config));
+  let rt: Runtime;
+  let log: JsonLogWriter;
+  try {
+    rt = findRuntime(engine.root, c.hostConfig.Runtime ?? opts.runtime);
+    rmSync(pidFile, { force: true });
+    log = new JsonLogWriter(logPath(dir, id), logOptions(c.hostConfig.LogConfig.Config));
+  } catch (e) {
+    await unmountRootfs(join(dir, 'rootfs')); // the caller mounted it for this run, which never began
+    throw e;
+  }
   const argv = runtimeArgv(rt, ['run', '--bundle', dir, '--pid-file', pidFile, id]);
   // its own process group: a terminal's ^C reaches the CLI only, which forwards it once (sig-proxy)
   const child = spawn(argv[0], argv.slice(1), { cwd: dir, detached: true, stdio: [opts.attach?.stdin || c.config.OpenStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
