@@ -5,8 +5,8 @@
 // in-process so output streams live and the CLI exits with the container's code.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { join } from 'node:path';
+import { constants } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Engine } from '../engine/index.js';
 import { unmountRootfs } from './mounts.js';
@@ -117,7 +117,7 @@ export async function supervise(engine: Engine, id: string, opts: SuperviseOptio
   log.close();
   await unmountRootfs(join(dir, 'rootfs'));
   if (ready) {
-    exitCode = code ?? (signal ? 128 + (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1 } as Record<string, number>)[signal] ?? 0) : 255);
+    exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 255);
     store.updateState(id, (s) => ({ ...s, Status: 'exited', Running: false, Pid: 0, ExitCode: exitCode, FinishedAt: new Date().toISOString() }));
   } else {
     let msg = Buffer.concat(early.filter((e) => e.s === 'stderr').map((e) => e.d)).toString().trim().split('\n').filter(Boolean).pop() ?? `${rt.name} exited with ${code}`;
