@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compressionOfMediaType, decompressor } from '../archive/index.js';
+import { hex } from '../digest/index.js';
 import { errno } from '../errors.js';
 import { openSnapshotter, mountAll, unmountAll, type Snapshotter } from '../snapshots/index.js';
 import type { Engine } from './index.js';
@@ -27,8 +28,6 @@ export function getSnapshotter(engine: Engine): Snapshotter {
   }
   return s;
 }
-
-const hex = (d: string) => d.replace(/^sha256:/, '');
 
 /** Snapshot key of an image's init layer. */
 export function initKey(topChain: string | undefined): string {
