@@ -67,7 +67,7 @@ export function register(program: Command): void {
     .option('--max-concurrent-downloads <n>', 'Layers downloaded at once', '3')
     .action(async (name: string, o: { allTags?: boolean; platform?: string; quiet?: boolean; maxConcurrentDownloads: string; insecureRegistry: string[] }) => {
       const engine = getEngine();
-      const { progressFor, listTags, pull, push } = await client();
+      const { progressFor, listTags, pull } = await client();
       const progress = progressFor(process.stdout, { quiet: o.quiet });
       const popts = { platform: o.platform, progress, maxConcurrentDownloads: count(o.maxConcurrentDownloads, '--max-concurrent-downloads'), transport: { insecureRegistries: o.insecureRegistry } };
       let names = [name];
@@ -89,7 +89,7 @@ export function register(program: Command): void {
     .option('--max-concurrent-uploads <n>', 'Layers uploaded at once', '5')
     .action(async (name: string, o: { allTags?: boolean; quiet?: boolean; maxConcurrentUploads: string; insecureRegistry: string[] }) => {
       const engine = getEngine();
-      const { progressFor, listTags, pull, push } = await client();
+      const { progressFor, push } = await client();
       const progress = progressFor(process.stdout, { quiet: o.quiet });
       const popts = { progress, maxConcurrentUploads: count(o.maxConcurrentUploads, '--max-concurrent-uploads'), transport: { insecureRegistries: o.insecureRegistry } };
       const r = parseReference(name, { noDefaultTag: true });
