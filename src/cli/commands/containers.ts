@@ -27,10 +27,8 @@ import { logPath, recordedExit } from '../../containers/supervise.js';
 import { readLogs, readLogsFrom, type LogEntry } from '../../containers/logs.js';
 import { resolveInRootfs } from '../../containers/paths.js';
 import { findRuntime, hybridCgroups, runtimeArgv } from '../../containers/runtime.js';
-import { register as registerVolumes, volumeRows } from './volumes.js';
-import { diskUsage, inspectContainer, inspectVolume, sizeRw } from '../../containers/inspect.js';
-
-export { diskUsage, inspectContainer, inspectVolume, sizeRw };
+import { register as registerVolumes } from './volumes.js';
+import { diskUsage, inspectContainer, sizeRw } from '../../containers/inspect.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -745,5 +743,4 @@ export function register(program: Command): void {
   const infoCmd = (c: Command) => c.description('Display system-wide information').option('-f, --format <format>', 'Format the output using the given Go template').action(info);
   infoCmd(program.command('info'));
   infoCmd(system.command('info'));
-  void volumeRows;
 }

@@ -5,13 +5,14 @@ import { getEngine, out, err } from '../context.js';
 import { compileFormat, humanSize, printFormatted, table } from '../format.js';
 import type { Engine } from '../../engine/index.js';
 import { ContainerStore, VolumeStore } from '../../containers/index.js';
+import { inspectVolume } from '../../containers/inspect.js';
 import { invalidArgument, ShaleError } from '../../errors.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-export interface VolumeRow { Driver: string; Name: string; Mountpoint: string; Scope: string; Labels: string; Links: string; Size: string }
+interface VolumeRow { Driver: string; Name: string; Mountpoint: string; Scope: string; Labels: string; Links: string; Size: string }
 
-export function volumeRows(engine: Engine): VolumeRow[] {
+function volumeRows(engine: Engine): VolumeRow[] {
   const vols = new VolumeStore(engine);
   const containers = new ContainerStore(engine).list();
   return vols.list().map((v) => ({
@@ -65,9 +66,8 @@ export function register(program: Command): void {
 
   volume.command('inspect').description('Display detailed information on one or more volumes').argument('<names...>')
     .option('-f, --format <format>', 'Format output using a Go template')
-    .action(async (names: string[], o: { format?: string }) => {
+    .action((names: string[], o: { format?: string }) => {
       const engine = getEngine();
-      const { inspectVolume } = await import('./containers.js');
       const objs: unknown[] = [];
       for (const n of names) {
         const v = inspectVolume(engine, n);
@@ -93,7 +93,7 @@ export function register(program: Command): void {
           vols.remove(n, containers, { force: o.force });
           out(`${n}\n`);
         } catch (e) {
-          err(`Error response from daemon: ${e instanceof ShaleError ? e.message : (e as Error).message}\n`);
+          err(`Error response from daemon: ${e instanceof ShaleError ? e.describe() : (e as Error).message}\n`);
           process.exitCode = 1;
         }
       }
