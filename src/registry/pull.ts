@@ -10,13 +10,13 @@ import { ShaleError, dataLoss, invalidArgument, notFound, permissionDenied, unav
 import { hostPlatform, isIndexMediaType, isManifestMediaType, MediaType, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../oci/index.js';
 import { familiarName, familiarRepository, fullName, parseReference, repository, type Reference } from '../reference/index.js';
 import { ingestBlob, type LayerRecord } from '../images/layers.js';
-import type { ImageRecord } from '../images/store.js';
+import { shortId, type ImageRecord } from '../images/store.js';
 import { MEDIA_TYPES } from '../archive/index.js';
 import { Transport, type TransportOptions } from './transport.js';
 import { connectionError, isConnectionError, registryError } from './errors.js';
 import { silent, type Progress } from './progress.js';
 import { recordSources } from './sources.js';
-import { parsePlatform, readLimited, runLimited, shortHex, variantOf } from './util.js';
+import { parsePlatform, readLimited, runLimited, variantOf } from './util.js';
 
 /** Manifests and indexes larger than this are refused (docker's limit). */
 export const MANIFEST_LIMIT = 4 << 20;
@@ -228,19 +228,13 @@ function blobStream(t: Transport, r: Reference, desc: Descriptor, opts: { signal
         if (opts.signal?.aborted || !(e instanceof Retry || isConnectionError(e))) throw e;
         failures = got > before ? 1 : failures + 1;
         if (failures >= opts.attempts) {
-          throw unavailable(`pulling layer ${shortHex(desc.digest)} from ${t.domain}: the connection was lost after ${got} of ${desc.size} bytes (${failures} attempts without progress): ${(e as Error).message}`, 'nothing partial was kept; check the registry and pull again');
+          throw unavailable(`pulling layer ${shortId(desc.digest)} from ${t.domain}: the connection was lost after ${got} of ${desc.size} bytes (${failures} attempts without progress): ${(e as Error).message}`, 'nothing partial was kept; check the registry and pull again');
         }
         await sleep(Math.min(2000, 200 * 2 ** (failures - 1)), undefined, { signal: opts.signal });
       }
     }
   }
   return Readable.from(gen(), { objectMode: false });
-}
-
-/** Delete blobs this pull wrote that nothing references and no other live writer holds. */
-async function discard(engine: Engine, written: Set<string>): Promise<void> {
-  if (written.size === 0) return;
-  await engine.images.discard(written);
 }
 
 /** Pull one image. Output goes to opts.progress (docker's lines); errors are ShaleErrors. */
@@ -318,7 +312,7 @@ export async function pull(engine: Engine, name: string, opts: PullOptions = {})
         if (have) {
           if (have.diffId !== diffIds[i]) throw invalidArgument(`layer ${d.digest} is stored with diff_id ${have.diffId}, but the config of ${display} says ${diffIds[i]}`, 'the image in the registry is corrupt');
           records[i] = have;
-          progress.update(shortHex(d.digest), 'Already exists');
+          progress.update(shortId(d.digest), 'Already exists');
         } else todo.push(i);
       });
       // "Pull complete" goes out in layer order, as docker's (sequential) extraction prints it
@@ -327,15 +321,15 @@ export async function pull(engine: Engine, name: string, opts: PullOptions = {})
       let nextComplete = 0;
       const advance = () => {
         for (; nextComplete < done.length && done[nextComplete]; nextComplete++) {
-          if (fetched.has(nextComplete)) progress.update(shortHex(manifest.layers[nextComplete].digest), 'Pull complete');
+          if (fetched.has(nextComplete)) progress.update(shortId(manifest.layers[nextComplete].digest), 'Pull complete');
         }
       };
       const seen = new Set<string>();
       const unique = todo.filter((i) => !seen.has(manifest.layers[i].digest) && seen.add(manifest.layers[i].digest));
-      for (const i of unique) progress.update(shortHex(manifest.layers[i].digest), 'Pulling fs layer');
+      for (const i of unique) progress.update(shortId(manifest.layers[i].digest), 'Pulling fs layer');
       const fetchLayer = async (i: number): Promise<{ rec: LayerRecord; fetched: boolean }> => {
         const d = manifest.layers[i];
-        const sid = shortHex(d.digest);
+        const sid = shortId(d.digest);
         if (engine.content.has(d.digest)) {
           // the blob is here without a layer record (an interrupted pull left it): derive the record locally
           const rec = await ingestBlob(engine.content, engine.content.open(d.digest), { digest: d.digest, size: d.size }, diffIds[i]);
@@ -378,7 +372,7 @@ export async function pull(engine: Engine, name: string, opts: PullOptions = {})
           throw e;
         }
       });
-      const results = await runLimited(opts.maxConcurrentDownloads ?? 3, tasks, (k) => progress.update(shortHex(manifest.layers[unique[k]].digest), 'Waiting'));
+      const results = await runLimited(opts.maxConcurrentDownloads ?? 3, tasks, (k) => progress.update(shortId(manifest.layers[unique[k]].digest), 'Waiting'));
       const failures = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected').map((x) => x.reason as unknown);
       // report the failure that caused the others (they were aborted because of it)
       if (failures.length) throw failures.find((e) => !(e instanceof Error && e.name === 'AbortError')) ?? failures[0];
@@ -402,7 +396,8 @@ export async function pull(engine: Engine, name: string, opts: PullOptions = {})
     throw e;
   } finally {
     release();
-    if (!ok) await discard(engine, written).catch(() => {});
+    // delete blobs this pull wrote that nothing references and no other live writer holds
+    if (!ok && written.size) await engine.images.discard(written).catch(() => {});
   }
 }
 

@@ -4,6 +4,7 @@
 // the config, then the manifest with its stored bytes, so the digest is the one we have.
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Engine } from '../engine/index.js';
+import { shortId } from '../images/store.js';
 import type { Digest } from '../digest/index.js';
 import { dataLoss, invalidArgument, notFound, ShaleError } from '../errors.js';
 import { MediaType, type Descriptor, type Manifest } from '../oci/index.js';
@@ -12,7 +13,7 @@ import { Transport, type TransportOptions } from './transport.js';
 import { connectionError, isConnectionError, registryError } from './errors.js';
 import { silent, type Progress } from './progress.js';
 import { forgetSource, recordSources, sourcesOf } from './sources.js';
-import { runLimited, shortHex } from './util.js';
+import { runLimited } from './util.js';
 
 export interface PushOptions {
   /** layers uploaded at once (default 5) */
@@ -131,7 +132,7 @@ export async function push(engine: Engine, name: string, opts: PushOptions = {})
     seen.add(manifest.layers[i].digest);
     order.push(i);
   }
-  const sid = (i: number) => shortHex(diffIds[i] ?? manifest.layers[i].digest);
+  const sid = (i: number) => shortId(diffIds[i] ?? manifest.layers[i].digest);
   for (const i of order) progress.update(sid(i), 'Preparing');
   const abort = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, abort.signal]) : abort.signal;

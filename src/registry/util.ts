@@ -2,11 +2,6 @@
 import { invalidArgument } from '../errors.js';
 import type { RegistryResponse } from './transport.js';
 
-/** The 12 hex characters docker prints for a layer. */
-export function shortHex(d: string): string {
-  return d.replace(/^sha256:/, '').slice(0, 12);
-}
-
 /** Run tasks with at most `n` at once. `onQueued(i)` is called for tasks that have to wait. */
 export async function runLimited<T>(n: number, tasks: (() => Promise<T>)[], onQueued?: (i: number) => void): Promise<PromiseSettledResult<T>[]> {
   const results: PromiseSettledResult<T>[] = new Array(tasks.length);
