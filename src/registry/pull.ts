@@ -358,24 +358,17 @@ export async function pull(engine: Engine, name: string, opts: PullOptions = {})
         return { rec, fetched: true };
       };
       const tasks = unique.map((i) => async () => {
-        try {
-          const { rec, fetched: f } = await fetchLayer(i);
-          for (const j of todo) {
-            if (manifest.layers[j].digest !== manifest.layers[i].digest) continue;
-            records[j] = rec;
-            done[j] = true;
-            if (f) fetched.add(j);
-          }
-          advance();
-        } catch (e) {
-          abort.abort(e); // stop the other downloads: this pull has failed
-          throw e;
+        const { rec, fetched: f } = await fetchLayer(i);
+        for (const j of todo) {
+          if (manifest.layers[j].digest !== manifest.layers[i].digest) continue;
+          records[j] = rec;
+          done[j] = true;
+          if (f) fetched.add(j);
         }
+        advance();
       });
-      const results = await runLimited(opts.maxConcurrentDownloads ?? 3, tasks, (k) => progress.update(shortId(manifest.layers[unique[k]].digest), 'Waiting'));
-      const failures = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected').map((x) => x.reason as unknown);
-      // report the failure that caused the others (they were aborted because of it)
-      if (failures.length) throw failures.find((e) => !(e instanceof Error && e.name === 'AbortError')) ?? failures[0];
+      // a failed layer aborts the other downloads: this pull has failed
+      await runLimited(opts.maxConcurrentDownloads ?? 3, tasks, { abort, onQueued: (k) => progress.update(shortId(manifest.layers[unique[k]].digest), 'Waiting') });
       advance();
 
       // --- record the image with the manifest's exact bytes

@@ -138,23 +138,16 @@ export async function push(engine: Engine, name: string, opts: PushOptions = {})
   const signal = opts.signal ? AbortSignal.any([opts.signal, abort.signal]) : abort.signal;
   const tasks = order.map((i) => async () => {
     const d = manifest.layers[i];
-    try {
-      const o = await pushBlob(engine, t, r, d, (n) => progress.update(sid(i), 'Pushing', { current: n, total: d.size }), signal);
-      layers.set(d.digest, o);
-      if (o.kind === 'exists') progress.update(sid(i), 'Layer already exists');
-      else if (o.kind === 'mounted') progress.update(sid(i), `Mounted from ${o.from}`);
-      else {
-        bytesUploaded += o.bytes;
-        progress.update(sid(i), 'Pushed');
-      }
-    } catch (e) {
-      abort.abort(e);
-      throw e;
+    const o = await pushBlob(engine, t, r, d, (n) => progress.update(sid(i), 'Pushing', { current: n, total: d.size }), signal);
+    layers.set(d.digest, o);
+    if (o.kind === 'exists') progress.update(sid(i), 'Layer already exists');
+    else if (o.kind === 'mounted') progress.update(sid(i), `Mounted from ${o.from}`);
+    else {
+      bytesUploaded += o.bytes;
+      progress.update(sid(i), 'Pushed');
     }
   });
-  const results = await runLimited(opts.maxConcurrentUploads ?? 5, tasks, (k) => progress.update(sid(order[k]), 'Waiting'));
-  const failures = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected').map((x) => x.reason as unknown);
-  if (failures.length) throw failures.find((e) => !(e instanceof Error && e.name === 'AbortError')) ?? failures[0];
+  await runLimited(opts.maxConcurrentUploads ?? 5, tasks, { abort, onQueued: (k) => progress.update(sid(order[k]), 'Waiting') });
 
   const cfg = await pushBlob(engine, t, r, manifest.config, () => {}, signal);
   if (cfg.kind === 'pushed') bytesUploaded += cfg.bytes;

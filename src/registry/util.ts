@@ -2,23 +2,31 @@
 import { invalidArgument } from '../errors.js';
 import type { RegistryResponse } from './transport.js';
 
-/** Run tasks with at most `n` at once. `onQueued(i)` is called for tasks that have to wait. */
-export async function runLimited<T>(n: number, tasks: (() => Promise<T>)[], onQueued?: (i: number) => void): Promise<PromiseSettledResult<T>[]> {
-  const results: PromiseSettledResult<T>[] = new Array(tasks.length);
+/**
+ * Run tasks with at most `n` at once; resolves with their results in order. When tasks fail,
+ * `abort` (if given) is aborted at the first failure so the others stop, and the promise rejects
+ * with the failure that caused the rest (not one of the AbortErrors that followed).
+ * `onQueued(i)` is called for tasks that have to wait.
+ */
+export async function runLimited<T>(n: number, tasks: (() => Promise<T>)[], opts: { onQueued?: (i: number) => void; abort?: AbortController } = {}): Promise<T[]> {
+  const results: T[] = new Array(tasks.length);
+  const failures: unknown[] = [];
   let next = 0;
   const limit = Math.max(1, Math.floor(n));
-  for (let i = limit; i < tasks.length; i++) onQueued?.(i);
+  for (let i = limit; i < tasks.length; i++) opts.onQueued?.(i);
   const worker = async () => {
     while (next < tasks.length) {
       const i = next++;
       try {
-        results[i] = { status: 'fulfilled', value: await tasks[i]() };
+        results[i] = await tasks[i]();
       } catch (e) {
-        results[i] = { status: 'rejected', reason: e };
+        opts.abort?.abort(e);
+        failures.push(e);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failures.length) throw failures.find((e) => !(e instanceof Error && e.name === 'AbortError')) ?? failures[0];
   return results;
 }
 
