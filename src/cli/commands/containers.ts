@@ -53,11 +53,32 @@ function statusOf(c: Container): string {
   }
 }
 
-function imageName(engine: Engine, c: Container): string {
-  try {
-    if (engine.images.tryResolve(c.config.Image)?.id === c.imageId) return c.config.Image;
-  } catch { /* a ref that no longer parses */ }
-  return shortId(c.imageId);
+/**
+ * What ps shows of a container's image: the name it was created with while that still names the
+ * image (else the short ID), and the image's size. Memoized: many containers share few images.
+ */
+function imageLookup(engine: Engine): { name(c: Container): string; size(id: string): number } {
+  const names = new Map<string, string>();
+  const sizes = new Map<string, number>();
+  return {
+    name(c) {
+      const key = `${c.imageId} ${c.config.Image}`;
+      let n = names.get(key);
+      if (n === undefined) {
+        n = shortId(c.imageId);
+        try {
+          if (engine.images.tryResolve(c.config.Image)?.id === c.imageId) n = c.config.Image;
+        } catch { /* a ref that no longer parses */ }
+        names.set(key, n);
+      }
+      return n;
+    },
+    size(id) {
+      let n = sizes.get(id);
+      if (n === undefined) sizes.set(id, (n = engine.images.get(id)?.size ?? 0));
+      return n;
+    },
+  };
 }
 
 export interface PsRow {
@@ -65,17 +86,16 @@ export interface PsRow {
   Names: string; Size: string; State: string; Labels: string; Mounts: string; Networks: string; LocalVolumes: string;
 }
 
-async function psRow(engine: Engine, c: Container, o: { size?: boolean; noTrunc?: boolean }): Promise<PsRow> {
+async function psRow(engine: Engine, images: ReturnType<typeof imageLookup>, c: Container, o: { size?: boolean; noTrunc?: boolean }): Promise<PsRow> {
   let size = '';
   if (o.size) {
     const rw = await sizeRw(engine, c);
-    const img = engine.images.get(c.imageId)?.size ?? 0;
-    size = `${humanSize(rw)} (virtual ${humanSize(rw + img)})`;
+    size = `${humanSize(rw)} (virtual ${humanSize(rw + images.size(c.imageId))})`;
   }
   const cmd = commandOf(c);
   return {
     ID: o.noTrunc ? c.id : shortCid(c.id),
-    Image: imageName(engine, c),
+    Image: images.name(c),
     Command: `"${o.noTrunc ? cmd : truncate(cmd, 20)}"`,
     CreatedAt: goTime(c.created),
     RunningFor: since(c.created),
@@ -430,7 +450,8 @@ async function systemDf(o: { verbose?: boolean; format?: string }): Promise<void
   out('Images space usage:\n\n');
   out(table([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'], ...irows.map((r) => [r.Repository, r.Tag, r.ID, r.CreatedSince, r.Size, r.SharedSize, r.UniqueSize, String(counts.get(full.get(r.ID) ?? '') ?? 0)])]));
   out('\nContainers space usage:\n\n');
-  const crow = await Promise.all(containers.map((c) => psRow(engine, c, {})));
+  const lookup = imageLookup(engine);
+  const crow = await Promise.all(containers.map((c) => psRow(engine, lookup, c, {})));
   out(table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'LOCAL VOLUMES', 'SIZE', 'CREATED', 'STATUS', 'NAMES'], ...crow.map((r, i) => [r.ID, r.Image, r.Command, r.LocalVolumes, humanSize(csizes[i]), r.RunningFor, r.Status, r.Names])]));
   out('\nLocal Volumes space usage:\n\n');
   out(table([['VOLUME NAME', 'LINKS', 'SIZE'], ...volumes.map((v, i) => [v.name, String(vLinks[i]), humanSize(vsizes[i])])]));
@@ -612,7 +633,8 @@ function defineContainerCommands(p: Command, group: boolean): void {
         return;
       }
       const wantSize = !!o.size || !!o.format?.includes('.Size');
-      const rows = await Promise.all(cs.map((c) => psRow(engine, c, { size: wantSize, noTrunc })));
+      const images = imageLookup(engine);
+      const rows = await Promise.all(cs.map((c) => psRow(engine, images, c, { size: wantSize, noTrunc })));
       if (o.format) {
         out(printFormatted(rows, o.format, PS_HEADERS));
         return;
