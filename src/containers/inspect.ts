@@ -4,6 +4,8 @@
 import { join } from 'node:path';
 import type { Engine } from '../engine/index.js';
 import { getSnapshotter } from '../engine/rootfs.js';
+import { isShaleError } from '../errors.js';
+import { VfsSnapshotter } from '../snapshots/index.js';
 import { dirUsage } from '../snapshots/usage.js';
 import { containerArgs } from './spec.js';
 import { logPath } from './supervise.js';
@@ -11,25 +13,22 @@ import { ContainerStore, type Container } from './store.js';
 import { VolumeStore } from './volumes.js';
 import { reconcile } from './index.js';
 
-/** The writable layer's size (docker's SizeRw). */
+/** The writable layer's size (docker's SizeRw); 0 when the container has none. */
 export async function sizeRw(engine: Engine, c: Container): Promise<number> {
-  const sn = getSnapshotter(engine);
-  if (!sn.exists(c.id)) return 0;
-  return (await sn.usage(c.id)).size;
+  try {
+    return (await getSnapshotter(engine).usage(c.id)).size;
+  } catch (e) {
+    if (isShaleError(e, 'NotFound')) return 0;
+    throw e;
+  }
 }
 
 /** Bytes the container's writable layer takes on disk: its diff on overlay, its whole copy on vfs. */
 export async function diskUsage(engine: Engine, c: Container): Promise<number> {
   const sn = getSnapshotter(engine);
-  if (!sn.exists(c.id)) return 0;
-  if (sn.name === 'vfs') {
-    const dirs = (sn as unknown as { path(key: string): string }).path(c.id);
-    return (await dirUsage(dirs)).size;
-  }
-  return (await sn.usage(c.id)).size;
+  if (sn instanceof VfsSnapshotter && sn.exists(c.id)) return (await dirUsage(sn.path(c.id))).size;
+  return sizeRw(engine, c);
 }
-
-
 
 export async function inspectContainer(engine: Engine, c: Container, size: boolean): Promise<Record<string, unknown>> {
   c = await reconcile(engine, c);
