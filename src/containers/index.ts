@@ -494,13 +494,12 @@ export async function removeContainer(engine: Engine, ref: string, opts: { force
   if (sn.exists(c.id)) await sn.remove(c.id).catch((e) => { if (sn.exists(c!.id)) throw e; });
   rmSync(dir, { recursive: true, force: true });
   store.delete(c.id);
-  if (opts.volumes) {
+  const anonymous = opts.volumes ? c.hostConfig.Mounts.filter((m) => m.Type === 'volume' && m.Anonymous) : [];
+  if (anonymous.length) {
     const vols = new VolumeStore(engine);
     const others = store.list();
-    for (const m of c.hostConfig.Mounts) {
-      if (m.Type === 'volume' && m.Anonymous && vols.users(m.Source, others).length === 0) {
-        try { vols.remove(m.Source, others); } catch { /* in use or gone */ }
-      }
+    for (const m of anonymous) {
+      try { vols.remove(m.Source, others); } catch { /* in use or gone */ }
     }
   }
   return c;
