@@ -146,8 +146,9 @@ export async function createContainer(engine: Engine, o: CreateOptions): Promise
   const icfg = engine.images.config(img.id).config ?? {};
   const id = newId();
   const name = o.name ?? store.randomName();
-  if (o.name !== undefined && store.byName(o.name)) {
-    throw new ShaleError('Conflict', `Conflict. The container name "/${o.name}" is already in use by container "${store.byName(o.name)!.id}". You have to remove (or rename) that container to be able to reuse that name.`, 'pick another --name or `shale rm` the old container');
+  const taken = o.name !== undefined ? store.byName(o.name) : undefined;
+  if (taken) {
+    throw new ShaleError('Conflict', `Conflict. The container name "/${o.name}" is already in use by container "${taken.id}". You have to remove (or rename) that container to be able to reuse that name.`, 'pick another --name or `shale rm` the old container');
   }
   let env = [...(icfg.Env ?? [])];
   const extra = [...(o.envFiles ?? []).flatMap(readEnvFile), ...(o.env ?? [])];
@@ -316,7 +317,7 @@ async function prepareBundle(engine: Engine, c: Container): Promise<void> {
       const dest = resolveInRootfs(rootfs, m.Target, { what: 'mount target' });
       let source: string;
       if (m.Type === 'volume') {
-        if (!vols.get(m.Source)) vols.create(m.Source, { anonymous: m.Anonymous });
+        vols.create(m.Source, { anonymous: m.Anonymous }); // the existing one, or again if it was removed
         if (dest.exists) fillVolume(vols, m.Source, dest.host);
         source = vols.dataPath(m.Source);
       } else {
