@@ -268,13 +268,20 @@ export async function reconcile(engine: Engine, c: Container): Promise<Container
   return s ? { ...c, state: s } : c;
 }
 
+/** Mount the container's writable snapshot at <dir>/rootfs unless it is there already; says whether it was. */
+async function ensureRootfs(engine: Engine, store: ContainerStore, id: string): Promise<{ path: string; already: boolean }> {
+  const path = join(store.dir(id), 'rootfs');
+  mkdirSync(path, { recursive: true });
+  if (mountedAt(path)) return { path, already: true };
+  await mountAll(await getSnapshotter(engine).mounts(id), path);
+  return { path, already: false };
+}
+
 /** The container's rootfs mounted at <dir>/rootfs for host-side work (cp, export); release() unmounts it if the container is not running. */
 export async function mountRootfs(engine: Engine, c: Container): Promise<{ path: string; release: () => Promise<void> }> {
   const store = new ContainerStore(engine);
-  const path = join(store.dir(c.id), 'rootfs');
-  mkdirSync(path, { recursive: true });
-  if (mountedAt(path)) return { path, release: async () => undefined };
-  await mountAll(await getSnapshotter(engine).mounts(c.id), path);
+  const { path, already } = await ensureRootfs(engine, store, c.id);
+  if (already) return { path, release: async () => undefined };
   return {
     path,
     release: async () => {
@@ -308,9 +315,7 @@ async function prepareBundle(engine: Engine, c: Container): Promise<void> {
   const store = new ContainerStore(engine);
   const vols = new VolumeStore(engine);
   const dir = store.dir(c.id);
-  const rootfs = join(dir, 'rootfs');
-  mkdirSync(rootfs, { recursive: true });
-  if (!mountedAt(rootfs)) await mountAll(await getSnapshotter(engine).mounts(c.id), rootfs);
+  const { path: rootfs } = await ensureRootfs(engine, store, c.id);
   try {
     const mounts: SpecMount[] = [];
     for (const m of c.hostConfig.Mounts) {
