@@ -6,3 +6,4 @@ export { readTar, type TarEntry } from './tar/reader.js';
 export { writeTar, type TarSourceEntry } from './tar/writer.js';
 export type { TarHeader, EntryType } from './tar/header.js';
 export * from './whiteout.js';
+export { clampMtimes } from './rewrite.js';

@@ -4,7 +4,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, chmodSync, writeFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO, shale, shaleOk, tempDir, removeTree } from '../testutil/index.js';
+import { REPO, shale, shaleOk, shaleWith, tempDir, removeTree } from '../testutil/index.js';
 
 const layersOf = async (root: string, img: string): Promise<string[]> => JSON.parse(await shaleOk(root, 'inspect', '--format', '{{json .RootFS.Layers}}', img));
 const idOf = async (root: string, img: string) => (await shaleOk(root, 'inspect', '--format', '{{.Id}}', img)).trim();
@@ -106,6 +106,20 @@ describe('build cache', () => {
     assert.ok(!r.stderr.includes('CACHED'));
     const after = await layersOf(root, 'c2');
     assert.equal(after[1], before[1], 'COPY layers are reproducible (sorted entries, same metadata)');
+  });
+
+  it('with SOURCE_DATE_EPOCH, a RUN that writes the same files gives the same layer', async () => {
+    writeFileSync(join(ctx, 'Run.Dockerfile'), 'FROM busybox\nRUN echo same > /x && mkdir /d && echo y > /d/y\n');
+    const env = { ...process.env, SOURCE_DATE_EPOCH: '1700000000' };
+    const layers: string[] = [];
+    for (const tag of ['r1', 'r2']) {
+      const r = await shaleWith(root, ['build', '-q', '--no-cache', '-f', join(ctx, 'Run.Dockerfile'), '-t', tag, ctx], { env });
+      assert.equal(r.code, 0, r.stderr);
+      layers.push((await layersOf(root, tag))[1]);
+      await new Promise((res) => setTimeout(res, 1100)); // the next run's files get another mtime
+    }
+    assert.equal(layers[0], layers[1]);
+    assert.equal((await shaleOk(root, 'run', '--rm', 'r1', 'stat', '-c', '%Y', '/x')).trim(), '1700000000');
   });
 
   it('names the Dockerfile line of an error', async () => {

@@ -9,6 +9,7 @@ import type { RunStep } from './build.js';
 import { ShaleError } from '../errors.js';
 import { sha256 } from '../digest/index.js';
 import { ingestTar } from '../images/layers.js';
+import { clampMtimes } from '../archive/index.js';
 import { hostArch, type ImageConfig } from '../oci/index.js';
 import { createContainer, removeContainer, startAttached } from '../containers/index.js';
 import { getSnapshotter } from '../engine/rootfs.js';
@@ -34,7 +35,9 @@ export const runStep: RunStep = async (req) => {
       if (code !== 0) {
         throw new ShaleError('FailedPrecondition', `process "${req.args.join(' ')}" did not complete successfully: exit code: ${code}`);
       }
-      return await ingestTar(engine.content, getSnapshotter(engine).diffTar(c.id));
+      const diff = getSnapshotter(engine).diffTar(c.id);
+      const epoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : NaN;
+      return await ingestTar(engine.content, Number.isFinite(epoch) ? clampMtimes(diff, epoch) : diff);
     } finally {
       await removeContainer(engine, c.id, { force: true, volumes: true });
     }

@@ -23,7 +23,9 @@ async function* readAhead(entries: AsyncIterable<TarSourceEntry> | Iterable<TarS
   const queue: { e: TarSourceEntry; pending?: Promise<Buffer> }[] = [];
   let done = false;
   for (;;) {
-    while (!done && queue.length < AHEAD) {
+    // a streamed entry may read from the same source as the entries after it (a tar being
+    // rewritten): it is written before the source is asked for more
+    while (!done && queue.length < AHEAD && !queue.some((q) => q.e.stream)) {
       const r = await it.next();
       if (r.done) { done = true; break; }
       const e = r.value;
