@@ -563,8 +563,3 @@ export async function execInContainer(engine: Engine, ref: string, o: ExecOption
     });
   });
 }
-
-/** Snapshot keys that containers hold (their writable layers). */
-export function containerSnapshotKeys(engine: Engine): Set<string> {
-  return new Set(new ContainerStore(engine).list().map((c) => c.id));
-}
