@@ -263,7 +263,13 @@ async function copy(engine: Engine, srcArg: string, dstArg: string, o: { followL
       if (!r.exists) throw notFound(`Could not find the file ${src.path} in container ${src.container}`);
       if (dst.path === '-') {
         const t = spawn('tar', ['-C', dirname(r.host), '-cf', '-', basename(r.host)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const exited = new Promise<number | null>((res, rej) => {
+          t.on('error', rej);
+          t.on('close', res);
+        });
         await pipeline(t.stdout, process.stdout);
+        const code = await exited;
+        if (code !== 0) throw new ShaleError('Internal', `archiving ${src.path} from ${src.container}: tar exited with ${code} (its message is above)`, 'the archive on stdout is incomplete');
         return;
       }
       const dest = resolve(dst.path);
