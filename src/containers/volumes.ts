@@ -3,7 +3,7 @@
 // and may be shared. An empty named volume is filled from the image's content at its mount
 // path on first use, as docker does.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tx, type DB } from '../db.js';
 import { alreadyExists, conflict, invalidArgument, notFound } from '../errors.js';
@@ -44,12 +44,6 @@ export class VolumeStore {
   get(name: string): Volume | undefined {
     const r = this.db.prepare('SELECT * FROM volumes WHERE name = ?').get(name) as Row | undefined;
     return r && fromRow(r);
-  }
-
-  resolve(name: string): Volume {
-    const v = this.get(name);
-    if (!v) throw notFound(`get ${name}: no such volume`, 'see `shale volume ls`');
-    return v;
   }
 
   list(): Volume[] {
@@ -101,14 +95,6 @@ export class VolumeStore {
       return (await dirUsage(this.dataPath(name))).size;
     } catch {
       return 0;
-    }
-  }
-
-  createdOf(name: string): string {
-    try {
-      return statSync(this.dir(name)).birthtime.toISOString();
-    } catch {
-      return this.get(name)?.created ?? '';
     }
   }
 }
