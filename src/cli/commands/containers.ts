@@ -382,30 +382,18 @@ interface CacheRecord { key: string; size: number; created: string; lastUsed: st
 
 /** The builder's cache (build_cache rows -> layer blobs): what it holds, and what pruning it frees (blobs no image uses). */
 function buildCache(engine: Engine): { count: number; size: number; reclaimable: number; records: CacheRecord[] } {
-  const none = { count: 0, size: 0, reclaimable: 0, records: [] };
-  try {
-    const t = engine.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'build_cache'").get();
-    if (!t) return none;
-    const cols = new Set((engine.db.prepare('PRAGMA table_info(build_cache)').all() as { name: string }[]).map((c) => c.name));
-    if (!cols.has('blob')) {
-      const n = (engine.db.prepare('SELECT COUNT(*) AS n FROM build_cache').get() as { n: number }).n;
-      return { ...none, count: n };
-    }
-    const rows = engine.db.prepare(`SELECT b.${cols.has('key') ? 'key' : 'rowid'} AS key, b.blob AS blob, ${cols.has('created') ? 'b.created' : "''"} AS created, ${cols.has('last_used') ? 'b.last_used' : "''"} AS last_used,
-      COALESCE(l.size, 0) AS size, EXISTS (SELECT 1 FROM image_layers il WHERE il.blob = b.blob) AS shared
-      FROM build_cache b LEFT JOIN layers l ON l.blob = b.blob`).all() as { key: string; blob: string; created: string; last_used: string; size: number; shared: number }[];
-    const blobs = new Map<string, { size: number; shared: boolean }>();
-    for (const r of rows) blobs.set(r.blob, { size: r.size, shared: !!r.shared });
-    let size = 0;
-    let reclaimable = 0;
-    for (const b of blobs.values()) {
-      size += b.size;
-      if (!b.shared) reclaimable += b.size;
-    }
-    return { count: rows.length, size, reclaimable, records: rows.map((r) => ({ key: String(r.key), size: r.size, created: r.created, lastUsed: r.last_used, shared: !!r.shared })) };
-  } catch {
-    return none;
+  const rows = engine.db.prepare(`SELECT b.key AS key, b.blob AS blob, b.created AS created, b.last_used AS last_used,
+    COALESCE(l.size, 0) AS size, EXISTS (SELECT 1 FROM image_layers il WHERE il.blob = b.blob) AS shared
+    FROM build_cache b LEFT JOIN layers l ON l.blob = b.blob`).all() as { key: string; blob: string; created: string; last_used: string; size: number; shared: number }[];
+  const blobs = new Map<string, { size: number; shared: boolean }>();
+  for (const r of rows) blobs.set(r.blob, { size: r.size, shared: !!r.shared });
+  let size = 0;
+  let reclaimable = 0;
+  for (const b of blobs.values()) {
+    size += b.size;
+    if (!b.shared) reclaimable += b.size;
   }
+  return { count: rows.length, size, reclaimable, records: rows.map((r) => ({ key: r.key, size: r.size, created: r.created, lastUsed: r.last_used, shared: !!r.shared })) };
 }
 
 async function systemDf(o: { verbose?: boolean; format?: string }): Promise<void> {
