@@ -15,7 +15,7 @@ import { mountAll } from '../snapshots/index.js';
 import { mountedAt, unmountRootfs } from './mounts.js';
 import { logOptions } from './logs.js';
 import { resolveInRootfs } from './paths.js';
-import { findRuntime, runtimeArgv, signalNumber } from './runtime.js';
+import { findRuntime, runtimeArgv, signalNumber, type Runtime } from './runtime.js';
 import { buildSpec, type SpecMount } from './spec.js';
 import { ContainerStore, newId, newState, shortCid, type CConfig, type Container, type HostConfig, type MountSpec } from './store.js';
 import { startFailureCode, supervise, type Ready } from './supervise.js';
@@ -423,7 +423,8 @@ export async function startAttached(engine: Engine, c: Container, opts: { stdin?
   }
 }
 
-function runtimeFor(engine: Engine, c: Container) {
+/** The OCI runtime a container runs under: its own --runtime, else the engine's. */
+export function runtimeFor(engine: Engine, c: Container): Runtime {
   return findRuntime(engine.root, c.hostConfig.Runtime ?? engine.opts.runtime);
 }
 
@@ -555,7 +556,8 @@ export async function execInContainer(engine: Engine, ref: string, o: ExecOption
         let msg = m[1];
         try { msg = JSON.parse(`"${m[1]}"`) as string; } catch { /* raw */ }
         const e = new ShaleError('FailedPrecondition', `OCI runtime exec failed: ${msg}`) as ShaleError & { exitCode: number };
-        e.exitCode = startFailureCode(msg) === 125 ? 126 : startFailureCode(msg);
+        const code = startFailureCode(msg);
+        e.exitCode = code === 125 ? 126 : code;
         rej(e);
         return;
       }

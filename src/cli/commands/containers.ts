@@ -19,7 +19,7 @@ import { shortId } from '../../images/store.js';
 import { conflict, invalidArgument, notFound, ShaleError } from '../../errors.js';
 import type { ContainerConfig, ImageConfig } from '../../oci/index.js';
 import {
-  ContainerStore, VolumeStore, createContainer, execInContainer, killContainer, mountRootfs, reconcile, removeContainer,
+  ContainerStore, VolumeStore, createContainer, execInContainer, killContainer, mountRootfs, reconcile, removeContainer, runtimeFor,
   shortCid, startAttached, startDetached, stopContainer, waitStopped, type Container, type CreateOptions,
 } from '../../containers/index.js';
 import { containerArgs } from '../../containers/spec.js';
@@ -668,7 +668,7 @@ function defineContainerCommands(p: Command, group: boolean): void {
       const engine = getEngine();
       const c = await reconcile(engine, new ContainerStore(engine).resolve(ref));
       if (!c.state.Running) throw conflict(`Container ${c.id} is not running`);
-      const argv = runtimeArgv(findRuntime(engine.root, c.hostConfig.Runtime ?? engine.opts.runtime), ['ps', c.id, ...(psArgs.length ? psArgs : ['-ef'])]);
+      const argv = runtimeArgv(runtimeFor(engine, c), ['ps', c.id, ...(psArgs.length ? psArgs : ['-ef'])]);
       await new Promise<void>((res, rej) => {
         const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
         p.on('error', rej);
