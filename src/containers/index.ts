@@ -195,9 +195,6 @@ export async function createContainer(engine: Engine, o: CreateOptions): Promise
       seen.add(t);
     }
   }
-  for (const m of mounts) {
-    if (m.Type === 'bind' && !existsSync(m.Source)) mkdirSync(m.Source, { recursive: true }); // docker's -v makes a missing host dir
-  }
   const hostCfg: HostConfig = {
     AutoRemove: !!o.rm,
     NetworkMode: network === 'host' ? 'host' : 'none',
@@ -234,6 +231,10 @@ export async function createContainer(engine: Engine, o: CreateOptions): Promise
   };
   if (config.StopSignal) signalNumber(config.StopSignal);
   if (config.WorkingDir && !config.WorkingDir.startsWith('/')) throw invalidArgument(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`);
+  // everything is checked: only now touch the host
+  for (const m of mounts) {
+    if (m.Type === 'bind' && !existsSync(m.Source)) mkdirSync(m.Source, { recursive: true }); // docker's -v makes a missing host dir
+  }
 
   const sn = getSnapshotter(engine);
   const parent = await unpackImage(engine, img.id);
