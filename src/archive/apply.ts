@@ -3,14 +3,14 @@
 //              'overlay' — write them in overlayfs form into an empty diff dir (overlay2)
 // Every entry is resolved inside root (safe-path.ts); nothing outside root is touched.
 import { chmod, chown, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink, unlink, utimes } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
 import { join } from 'node:path';
-import { invalidArgument, errno } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 import { mknod, setXattr } from '../sys/index.js';
 import { readTar } from './tar/reader.js';
 import type { TarHeader } from './tar/header.js';
 import { cleanName, ensureParents, forget } from './safe-path.js';
 import { classify, OVERLAY_OPAQUE_XATTR } from './whiteout.js';
+import { lstatIfExists } from './walk.js';
 
 export interface ApplyOptions {
   whiteouts?: 'apply' | 'overlay';
@@ -76,7 +76,7 @@ export async function applyLayer(root: string, tar: AsyncIterable<Buffer>, opts:
       const target = join(root, targetRel);
       if (written.has(targetRel)) {
         // OCI: a whiteout hides lower layers only; what this layer wrote stays, lower content under it goes
-        const st = await lstatOrUndefined(target);
+        const st = await lstatIfExists(target);
         if (st?.isDirectory()) opaques.push(targetRel);
         continue;
       }
@@ -91,7 +91,7 @@ export async function applyLayer(root: string, tar: AsyncIterable<Buffer>, opts:
 
     const path = await ensureParents(root, parts, verified, h.name);
     // something already there? a dir stays a dir; anything else is replaced (never followed)
-    const existing = await lstatOrUndefined(path);
+    const existing = await lstatIfExists(path);
     if (existing && !(existing.isDirectory() && h.type === 'dir')) {
       if (existing.isDirectory()) {
         replacedDir(rel);
@@ -169,21 +169,13 @@ export async function applyLayer(root: string, tar: AsyncIterable<Buffer>, opts:
   return { size, entries };
 }
 
-async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(p);
-  } catch (e) {
-    if (errno(e) === 'ENOENT') return undefined;
-    throw e;
-  }
-}
 
 /** rel ('' = root) is a directory, and so is every component leading to it (no symlinks). */
 async function isRealDir(root: string, rel: string): Promise<boolean> {
   let p = root;
   for (const part of rel ? rel.split('/') : []) {
     p = join(p, part);
-    const st = await lstatOrUndefined(p);
+    const st = await lstatIfExists(p);
     if (!st || !st.isDirectory()) return false;
   }
   return true;

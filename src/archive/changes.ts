@@ -1,13 +1,12 @@
 // What changed between two filesystem trees, as docker's `diff` reports it (A/C/D).
 //   changesDirs(lower, upper)     compare two full trees (vfs)
 //   changesOverlay(upper, lowers) read an overlayfs upper dir: cost is what changed
-import { lstat, readlink } from 'node:fs/promises';
+import { readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { xattrsOfTree } from '../sys/index.js';
-import { walk } from './walk.js';
+import { lstatIfExists, walk } from './walk.js';
 import { isOverlayWhiteout } from './whiteout.js';
-import { errno } from '../errors.js';
 
 export interface Change {
   kind: 'A' | 'C' | 'D';
@@ -21,14 +20,6 @@ function statDifferent(a: Stats, b: Stats): boolean {
   return false;
 }
 
-async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(p);
-  } catch (e) {
-    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined;
-    throw e;
-  }
-}
 
 /** Add parent directories of changes as C (docker does, to keep their permissions) and sort. */
 async function withParents(changes: Map<string, Change>, newRoot: string): Promise<Change[]> {
@@ -38,7 +29,7 @@ async function withParents(changes: Map<string, Change>, newRoot: string): Promi
       p = p.slice(0, p.lastIndexOf('/'));
       if (p === '') break;
       if (changes.has(p)) continue;
-      changes.set(p, { kind: 'C', path: p, st: await lstatOrUndefined(join(newRoot, p)) });
+      changes.set(p, { kind: 'C', path: p, st: await lstatIfExists(join(newRoot, p)) });
     }
   }
   return [...changes.values()].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
@@ -70,7 +61,7 @@ export async function changesDirs(lowerDir: string, upperDir: string): Promise<C
     const p = '/' + e.rel;
     seen.add(e.rel);
     // only look in lower below a directory that is a directory there too
-    const old = bothDirs.has(parentOf(e.rel)) ? await lstatOrUndefined(join(lower, e.rel)) : undefined;
+    const old = bothDirs.has(parentOf(e.rel)) ? await lstatIfExists(join(lower, e.rel)) : undefined;
     if (!old) {
       out.set(p, { kind: 'A', path: p, st: e.st });
       continue;
@@ -98,7 +89,7 @@ export async function changesOverlay(upper: string, lowers: string[]): Promise<C
   const out = new Map<string, Change>();
   const inLower = async (rel: string): Promise<boolean> => {
     for (const l of lowers) {
-      const st = await lstatOrUndefined(join(l, rel));
+      const st = await lstatIfExists(join(l, rel));
       if (st) return !isOverlayWhiteout(st);
     }
     return false;

@@ -7,3 +7,4 @@ export { writeTar, type TarSourceEntry } from './tar/writer.js';
 export type { TarHeader, EntryType } from './tar/header.js';
 export * from './whiteout.js';
 export { clampMtimes } from './rewrite.js';
+export { walk, lstatIfExists, type WalkEntry } from './walk.js';

@@ -1,5 +1,6 @@
 // Walk a directory tree in a stable (byte-sorted) order, lstat-ing every entry.
 import { lstat, readdir } from 'node:fs/promises';
+import { errno } from '../errors.js';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 
@@ -35,5 +36,15 @@ export async function* walk(root: string, rel = '', descend?: (e: WalkEntry) => 
       yield e;
       if (e.st.isDirectory() && (!descend || descend(e))) yield* walk(root, e.rel, descend);
     }
+  }
+}
+
+/** lstat, or undefined when the path (or a parent of it) does not exist. */
+export async function lstatIfExists(p: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(p);
+  } catch (e) {
+    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined;
+    throw e;
   }
 }

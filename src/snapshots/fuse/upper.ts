@@ -8,9 +8,8 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { isOverlayWhiteout, OPAQUE, typeOf, writeTar, WHITEOUT_PREFIX, type Change, type TarHeader, type TarSourceEntry } from '../../archive/index.js';
+import { isOverlayWhiteout, lstatIfExists, OPAQUE, typeOf, writeTar, WHITEOUT_PREFIX, type Change, type TarHeader, type TarSourceEntry } from '../../archive/index.js';
 import { xattrsOfTree } from '../../sys/index.js';
-import { errno } from '../../errors.js';
 import type { Usage } from '../types.js';
 
 const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.fuseoverlayfs.opaque', 'user.overlay.opaque'];
@@ -29,14 +28,6 @@ function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-async function lstatOr(p: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(p);
-  } catch (e) {
-    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined;
-    throw e;
-  }
-}
 
 /** Entries of an upper dir in their meaning: parents first, siblings in byte order. */
 export async function* walkUpper(upper: string, xattrs: Map<string, Map<string, Buffer>>, rel = ''): AsyncGenerator<UpperEntry> {
@@ -60,7 +51,7 @@ export async function* walkUpper(upper: string, xattrs: Map<string, Map<string, 
     let opaque = false;
     if (st.isDirectory()) {
       const xa = xattrs.get(path);
-      opaque = OPAQUE_XATTRS.some((k) => xa?.get(k)?.toString() === 'y') || (await lstatOr(join(path, OPAQUE))) !== undefined;
+      opaque = OPAQUE_XATTRS.some((k) => xa?.get(k)?.toString() === 'y') || (await lstatIfExists(join(path, OPAQUE))) !== undefined;
     }
     yield { rel: r, path, st, whiteout: false, opaque };
     if (st.isDirectory()) yield* walkUpper(upper, xattrs, r);
@@ -72,9 +63,9 @@ async function inLowers(lowers: string[], rel: string): Promise<boolean> {
   const slash = rel.lastIndexOf('/');
   const wh = slash < 0 ? WHITEOUT_PREFIX + rel : `${rel.slice(0, slash)}/${WHITEOUT_PREFIX}${rel.slice(slash + 1)}`;
   for (const l of lowers) {
-    const st = await lstatOr(join(l, rel));
+    const st = await lstatIfExists(join(l, rel));
     if (st) return !isOverlayWhiteout(st);
-    if (await lstatOr(join(l, wh))) return false;
+    if (await lstatIfExists(join(l, wh))) return false;
   }
   return false;
 }
@@ -95,7 +86,7 @@ export async function changesFuseUpper(upper: string, lowers: string[]): Promise
     for (;;) {
       p = p.slice(0, p.lastIndexOf('/'));
       if (p === '' || out.has(p)) break;
-      out.set(p, { kind: 'C', path: p, st: await lstatOr(join(upper, p)) });
+      out.set(p, { kind: 'C', path: p, st: await lstatIfExists(join(upper, p)) });
     }
   }
   return [...out.values()].sort((a, b) => byteCompare(a.path, b.path));
