@@ -42,6 +42,11 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `shale export c | head`: a reader that went away is not an error (docker's CLI stops quietly)
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   const program = buildProgram();
   program.exitOverride();
   const debug = argv.includes('-D') || argv.includes('--debug');
