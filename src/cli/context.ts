@@ -32,3 +32,13 @@ export function out(s: string): void {
 export function err(s: string): void {
   process.stderr.write(s);
 }
+
+/** commander helper for repeatable flags (-e A -e B). */
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/** All of standard input, as text. */
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -3,14 +3,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { getEngine, out, err } from '../context.js';
+import { getEngine, out, err, collect, readStdin } from '../context.js';
 import { humanSize } from '../format.js';
 import { build } from '../../builder/build.js';
 import { runStep } from '../../builder/run.js';
 import { applyLayer, openUncompressed } from '../../archive/index.js';
 import { invalidArgument } from '../../errors.js';
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 const kv = (list: string[], what: string) =>
   Object.fromEntries(list.map((s) => {
     const i = s.indexOf('=');
@@ -22,11 +21,6 @@ const kv = (list: string[], what: string) =>
     return [s.slice(0, i), s.slice(i + 1)];
   }));
 
-async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
 
 export function register(program: Command): void {
   program
@@ -52,7 +46,7 @@ export function register(program: Command): void {
       let dockerfileText: string | undefined;
       try {
         if (o.file === '-' && context === '-') throw invalidArgument('cannot read both the context and the Dockerfile from stdin');
-        if (o.file === '-') dockerfileText = (await readStdin()).toString('utf8');
+        if (o.file === '-') dockerfileText = await readStdin();
         if (context === '-') {
           tmp = await mkdtemp(join(tmpdir(), 'shale-ctx-'));
           const { tar } = await openUncompressed(process.stdin);

@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { cpus, release, totalmem, type as osType } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { getEngine, out, err } from '../context.js';
+import { getEngine, out, err, collect } from '../context.js';
 import { goTime, humanDuration, humanSize, printFormatted, since, table, truncate, compileFormat } from '../format.js';
 import { imageRows } from './images.js';
 import type { Engine } from '../../engine/index.js';
@@ -30,7 +30,6 @@ import { findRuntime, hybridCgroups, runtimeArgv } from '../../containers/runtim
 import { register as registerVolumes } from './volumes.js';
 import { diskUsage, inspectContainer, sizeRw } from '../../containers/inspect.js';
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function exitWith(code: number): void {
   process.exitCode = code;

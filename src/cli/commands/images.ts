@@ -2,7 +2,7 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { getEngine, out, err } from '../context.js';
+import { getEngine, out, err, collect } from '../context.js';
 import { compileFormat, goTime, humanSize, printFormatted, rfc3339, since, table, truncate } from '../format.js';
 import { importTarball } from '../../images/import.js';
 import { loadArchive, openFile, saveDockerArchive, saveOciArchive, saveOciDir } from '../../images/transport.js';
@@ -14,7 +14,6 @@ import { invalidArgument, notFound } from '../../errors.js';
 import type { Engine } from '../../engine/index.js';
 import type { History } from '../../oci/index.js';
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export interface ImageRow {
   ID: string;

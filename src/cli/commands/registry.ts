@@ -1,13 +1,12 @@
 // Registry commands: pull, push, login, logout.
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
-import { getEngine, out, err } from '../context.js';
+import { getEngine, out, err, collect, readStdin } from '../context.js';
 import { invalidArgument, ShaleError } from '../../errors.js';
 import { familiarRepository, parseReference, repository } from '../../reference/index.js';
 // the registry client (and undici) load only when a registry command runs: start-up stays small
 const client = () => import('../../registry/index.js');
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function count(v: string, flag: string): number {
   const n = Number(v);
@@ -32,11 +31,6 @@ async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promis
   }
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 async function prompt(question: string, hidden: boolean): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });

@@ -1,14 +1,13 @@
 // Volume commands: volume create/ls/inspect/rm/prune (local driver, data in
 // <root>/volumes/<name>/_data), with docker's headers and --format fields.
 import type { Command } from 'commander';
-import { getEngine, out, err } from '../context.js';
+import { getEngine, out, err, collect } from '../context.js';
 import { compileFormat, humanSize, printFormatted, table } from '../format.js';
 import type { Engine } from '../../engine/index.js';
 import { ContainerStore, VolumeStore } from '../../containers/index.js';
 import { inspectVolume } from '../../containers/inspect.js';
 import { invalidArgument, ShaleError } from '../../errors.js';
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 interface VolumeRow { Driver: string; Name: string; Mountpoint: string; Scope: string; Labels: string; Links: string; Size: string }
 
