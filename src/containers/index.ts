@@ -1,8 +1,8 @@
 // Containers: create (a record plus a thin writable snapshot on the image's layers), start
 // (mount the rootfs, resolve mounts and user, write the OCI bundle, hand it to the runtime
 // under a supervisor), stop/kill/wait, exec, remove. The CLI and the shim both use these.
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, lstatSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,8 @@ import { conflict, invalidArgument, isShaleError, notFound, ShaleError } from '.
 import { mountAll } from '../snapshots/index.js';
 import { mountedAt, unmountRootfs } from './mounts.js';
 import { logOptions } from './logs.js';
-import { resolveInRootfs } from './paths.js';
+import { Scope } from '../scope/index.js';
+import { fillFromRootfs } from './archive.js';
 import { findRuntime, runtimeArgv, signalNumber, type Runtime } from './runtime.js';
 import { buildSpec, type SpecMount } from './spec.js';
 import { ContainerStore, newId, newState, shortCid, type CConfig, type Container, type HostConfig, type MountSpec } from './store.js';
@@ -295,17 +296,10 @@ export async function mountRootfs(engine: Engine, c: Container): Promise<{ path:
 const HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
 
 /** Copy what the image has at a volume's mount path into the volume if it is empty (docker's first-use copy). */
-function fillVolume(vols: VolumeStore, name: string, srcDir: string): void {
+async function fillVolume(vols: VolumeStore, name: string, rootfs: string, inner: string, st: Stats): Promise<void> {
   if (!vols.isEmpty(name)) return;
-  let st;
-  try {
-    st = lstatSync(srcDir);
-  } catch {
-    return;
-  }
-  if (!st.isDirectory() || readdirSync(srcDir).length === 0) return;
-  const r = spawnSync('cp', ['-a', '--', `${srcDir}/.`, vols.dataPath(name)], { encoding: 'utf8' });
-  if (r.status !== 0) throw new ShaleError('Internal', `copying the image's ${srcDir} into volume ${name} failed: ${r.stderr}`);
+  if (!st.isDirectory()) return;
+  await fillFromRootfs(rootfs, inner, vols.dataPath(name));
   // the volume's root takes the owner and mode of the image's directory, as in docker
   chownSync(vols.dataPath(name), st.uid, st.gid);
   chmodSync(vols.dataPath(name), st.mode & 0o7777);
@@ -318,13 +312,15 @@ async function prepareBundle(engine: Engine, c: Container): Promise<void> {
   const dir = store.dir(c.id);
   const { path: rootfs } = await ensureRootfs(engine, store, c.id);
   try {
+    const scope = new Scope(rootfs, { label: 'container' });
     const mounts: SpecMount[] = [];
     for (const m of c.hostConfig.Mounts) {
-      const dest = resolveInRootfs(rootfs, m.Target, { what: 'mount target' });
+      // the runtime makes a missing mount point itself, inside the rootfs (runc's securejoin)
+      const dest = scope.resolve(m.Target, { what: 'mount target' });
       let source: string;
       if (m.Type === 'volume') {
         vols.create(m.Source, { anonymous: m.Anonymous }); // the existing one, or again if it was removed
-        if (dest.exists) fillVolume(vols, m.Source, dest.host);
+        if (dest.st) await fillVolume(vols, m.Source, rootfs, dest.inner, dest.st);
         source = vols.dataPath(m.Source);
       } else {
         source = m.Source;
@@ -333,10 +329,7 @@ async function prepareBundle(engine: Engine, c: Container): Promise<void> {
       mounts.push({ destination: dest.inner, type: 'bind', source, options: ['rbind', m.ReadOnly ? 'ro' : 'rw', 'rprivate'] });
     }
     const wd = c.config.WorkingDir;
-    if (wd) {
-      const w = resolveInRootfs(rootfs, wd, { what: 'working directory' });
-      if (!w.exists) mkdirSync(w.host, { recursive: true, mode: 0o755 });
-    }
+    if (wd) scope.mkdirAll(wd, 0o755, 'working directory'); // one component at a time, inside the rootfs
     const user = resolveUser(rootfs, c.config.User);
     const host = c.hostConfig.NetworkMode === 'host';
     writeFileSync(join(dir, 'hostname'), `${c.config.Hostname}\n`);

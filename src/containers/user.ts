@@ -2,9 +2,8 @@
 // and /etc/group (resolved inside its root, so a hostile symlink cannot make us read the
 // host's files). Follows docker: "name", "uid", "name:group", "uid:gid"; a numeric uid that
 // is not in passwd is fine (gid 0), an unknown name is an error.
-import { readFileSync } from 'node:fs';
 import { invalidArgument } from '../errors.js';
-import { resolveInRootfs } from './paths.js';
+import { Scope } from '../scope/index.js';
 
 export interface User {
   uid: number;
@@ -13,11 +12,13 @@ export interface User {
   home?: string;
 }
 
+const MAX_DB = 4 << 20; // /etc/passwd and /etc/group: bounded like every byte from an image
+
 function readEntries(root: string, file: string): string[][] {
   try {
-    const r = resolveInRootfs(root, file, { what: file });
-    if (!r.exists) return [];
-    return readFileSync(r.host, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+    const data = new Scope(root, { label: 'container' }).readFile(file, MAX_DB, file);
+    if (!data) return [];
+    return data.toString('utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
   } catch {
     return [];
   }

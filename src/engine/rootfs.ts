@@ -4,11 +4,12 @@
 // /etc/hostname, /etc/resolv.conf, /proc, /sys, /dev), so they never show up in `diff`.
 // The engine's storage driver is opened lazily here, once per engine.
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { closeSync, constants, fchmodSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { compressionOfMediaType, decompressor } from '../archive/index.js';
 import { hex } from '../digest/index.js';
-import { errno } from '../errors.js';
+import { DIR_FLAGS, Scope } from '../scope/index.js';
 import { openSnapshotter, mountAll, unmountAll, type Snapshotter } from '../snapshots/index.js';
 import type { Engine } from './index.js';
 
@@ -101,30 +102,28 @@ export async function unpackImage(engine: Engine, imageId: string): Promise<stri
   return init;
 }
 
-/** Create the init layer's entries, never following a symlink the image put in the way. */
+/**
+ * Create the init layer's entries inside the image's tree, never through a symlink the image
+ * put in the way (an image whose /dev is a link to /tmp gets no /dev/pts, on the host or in it).
+ */
 async function makeInitEntries(root: string): Promise<void> {
-  const kind = async (p: string) => {
+  const scope = new Scope(root, { label: 'image' });
+  const make = (p: string, file: boolean) => {
+    const f = scope.walk(p, { followFinal: false });
     try {
-      const st = await lstat(p);
-      return st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : 'other';
-    } catch (e) {
-      if (errno(e) === 'ENOENT') return 'none';
-      throw e;
+      if (f.inner !== `/${p}` || f.dirFd < 0 || f.st) return; // a parent is a link or missing, or it is there already
+      if (file) closeSync(openSync(f.path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644));
+      else {
+        mkdirSync(f.path, { mode: 0o755 });
+        const fd = openSync(f.path, DIR_FLAGS);
+        try { fchmodSync(fd, 0o755); } finally { closeSync(fd); } // whatever the umask
+      }
+    } finally {
+      f.close();
     }
   };
-  for (const d of INIT_DIRS) {
-    const p = join(root, d);
-    if ((await kind(p)) === 'none') {
-      await mkdir(p, { mode: 0o755 });
-      await chmod(p, 0o755);
-    }
-  }
-  for (const f of INIT_FILES) {
-    const p = join(root, f);
-    const parent = join(p, '..');
-    if ((await kind(parent)) !== 'dir') continue;
-    if ((await kind(p)) === 'none') await writeFile(p, '', { mode: 0o644, flag: 'wx' });
-  }
+  for (const d of INIT_DIRS) make(d, false);
+  for (const f of INIT_FILES) make(f, true);
 }
 
 /** Snapshots (by key) that images use: their chains and init layers. */

@@ -2,8 +2,8 @@
 // start, stop, restart, kill, wait, rm, ps, logs, exec, diff, commit, export, cp,
 // container prune (and the `container` group), system df, info.
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, lstatSync, mkdirSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { createWriteStream, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { cpus, release, totalmem, type as osType } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
@@ -13,10 +13,9 @@ import { imageRows } from './images.js';
 import type { Engine } from '../../engine/index.js';
 import { getSnapshotter } from '../../engine/rootfs.js';
 import { applyChanges } from '../../builder/config.js';
-import { applyLayer, tarDirectory } from '../../archive/index.js';
 import { ingestTar } from '../../images/layers.js';
 import { shortId } from '../../images/store.js';
-import { conflict, invalidArgument, notFound, ShaleError } from '../../errors.js';
+import { conflict, invalidArgument, ShaleError } from '../../errors.js';
 import type { ContainerConfig, ImageConfig } from '../../oci/index.js';
 import {
   ContainerStore, VolumeStore, createContainer, execInContainer, killContainer, mountRootfs, reconcile, removeContainer, runtimeFor,
@@ -25,7 +24,7 @@ import {
 import { containerArgs } from '../../containers/spec.js';
 import { logPath, recordedExit } from '../../containers/supervise.js';
 import { readLogs, readLogsFrom, type LogEntry } from '../../containers/logs.js';
-import { resolveInRootfs } from '../../containers/paths.js';
+import { archiveFromContainer, copyFromContainer, copyToContainer, exportRootfs } from '../../containers/archive.js';
 import { findRuntime, hybridCgroups, runtimeArgv } from '../../containers/runtime.js';
 import { register as registerVolumes } from './volumes.js';
 import { diskUsage, inspectContainer, sizeRw } from '../../containers/inspect.js';
@@ -235,111 +234,29 @@ function splitCpArg(a: string): { container?: string; path: string } {
   return { container: a.slice(0, i), path: a.slice(i + 1) };
 }
 
-function runCp(args: string[]): Promise<void> {
-  return new Promise((res, rej) => {
-    const p = spawn('cp', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', rej);
-    p.on('close', (code) => (code === 0 ? res() : rej(new ShaleError('Internal', `copying failed: ${stderr.trim()}`))));
-  });
-}
-
-const CP_FLAGS = ['-R', '--no-dereference', '--preserve=mode,timestamps,links', '--remove-destination'];
-
-async function copy(engine: Engine, srcArg: string, dstArg: string, o: { followLink?: boolean }): Promise<void> {
+async function copy(engine: Engine, srcArg: string, dstArg: string, o: { followLink?: boolean; archive?: boolean }): Promise<void> {
   const src = splitCpArg(srcArg);
   const dst = splitCpArg(dstArg);
   if (src.container && dst.container) throw invalidArgument('copying between containers is not supported');
   if (!src.container && !dst.container) throw invalidArgument('must specify at least one container source');
   const store = new ContainerStore(engine);
-  if (src.container) {
-    const c = store.resolve(src.container);
-    const m = await mountRootfs(engine, c);
-    try {
-      const contents = /\/\.$/.test(src.path);
-      const r = resolveInContainer(engine, c, m.path, src.path, { followFinal: !!o.followLink || contents || src.path.endsWith('/'), what: 'path' });
-      if (!r.exists) throw notFound(`Could not find the file ${src.path} in container ${src.container}`);
-      if (dst.path === '-') {
-        const t = spawn('tar', ['-C', dirname(r.host), '-cf', '-', basename(r.host)], { stdio: ['ignore', 'pipe', 'inherit'] });
-        const exited = new Promise<number | null>((res, rej) => {
-          t.on('error', rej);
-          t.on('close', res);
-        });
-        await pipeline(t.stdout, process.stdout);
-        const code = await exited;
-        if (code !== 0) throw new ShaleError('Internal', `archiving ${src.path} from ${src.container}: tar exited with ${code} (its message is above)`, 'the archive on stdout is incomplete');
-        return;
-      }
-      const dest = resolve(dst.path);
-      const into = existsSync(dest) && statSync(dest).isDirectory();
-      if (contents) {
-        mkdirSync(dest, { recursive: true });
-        await runCp([...CP_FLAGS, '-T', '--', r.host, dest]);
-      } else {
-        await runCp([...CP_FLAGS, '-T', '--', r.host, into ? join(dest, basename(r.inner) || basename(src.path)) : dest]);
-      }
-    } finally {
-      await m.release();
-    }
-    return;
-  }
-  const c = store.resolve(dst.container!);
+  const c = store.resolve((src.container ?? dst.container)!);
   const m = await mountRootfs(engine, c);
   try {
-    const d = resolveInContainer(engine, c, m.path, dst.path, { what: 'destination path', write: true });
-    if (src.path === '-') {
-      if (!d.exists || !lstatSync(d.host).isDirectory()) throw invalidArgument(`destination ${dst.path} must be a directory when copying a tar archive from stdin`);
-      await applyLayer(d.host, process.stdin, { whiteouts: 'apply' });
-      return;
-    }
-    const source = resolve(src.path);
-    if (!existsSync(source) && !isLink(source)) throw notFound(`stat ${source}: no such file or directory`);
-    const contents = /\/\.$/.test(src.path);
-    let target: string;
-    if (d.exists && lstatSync(d.host).isDirectory() && !contents) {
-      target = resolveInContainer(engine, c, m.path, `${d.inner}/${basename(source)}`, { what: 'destination path', write: true }).host;
+    if (src.container) {
+      if (dst.path === '-') {
+        const a = archiveFromContainer(engine, c, m.path, src.path, o);
+        try {
+          await pipeline(a.stream, process.stdout);
+        } finally {
+          a.close();
+        }
+      } else await copyFromContainer(engine, c, m.path, src.path, dst.path, o);
     } else {
-      if (!d.exists) {
-        const parent = resolveInContainer(engine, c, m.path, dirname(d.inner), { what: 'destination path' });
-        if (!parent.exists) throw notFound(`Could not find the file ${dirname(dst.path)} in container ${dst.container}`);
-      }
-      target = d.host;
+      await copyToContainer(engine, c, m.path, src.path === '-' ? { tar: process.stdin } : { hostPath: src.path }, dst.path, o);
     }
-    await runCp([...CP_FLAGS, '-T', '--', source, target]);
   } finally {
     await m.release();
-  }
-}
-
-/**
- * A path as the container sees it, mounts included: below a volume or bind mount's target it
- * resolves inside that volume or host directory (never above it), elsewhere inside the rootfs.
- */
-function resolveInContainer(engine: Engine, c: Container, rootfs: string, p: string, opts: { followFinal?: boolean; what?: string; write?: boolean }): { host: string; inner: string; exists: boolean } {
-  const r = resolveInRootfs(rootfs, p, opts);
-  let best: { t: string; source: string; ro: boolean } | undefined;
-  const vols = new VolumeStore(engine);
-  for (const m of c.hostConfig.Mounts) {
-    let t: string;
-    try {
-      t = resolveInRootfs(rootfs, m.Target).inner;
-    } catch {
-      continue;
-    }
-    if ((r.inner === t || r.inner.startsWith(t + '/')) && (!best || t.length > best.t.length)) best = { t, source: m.Type === 'volume' ? vols.dataPath(m.Source) : m.Source, ro: !!m.ReadOnly };
-  }
-  if (!best) return r;
-  if (opts.write && best.ro) throw invalidArgument(`mounted volume is marked read-only: ${best.t}`);
-  const inVol = resolveInRootfs(best.source, r.inner.slice(best.t.length) || '/', opts);
-  return { host: inVol.host, inner: r.inner, exists: inVol.exists };
-}
-
-function isLink(p: string): boolean {
-  try {
-    return lstatSync(p).isSymbolicLink();
-  } catch {
-    return false;
   }
 }
 
@@ -700,7 +617,7 @@ function defineContainerCommands(p: Command, group: boolean): void {
       if (!o.output && process.stdout.isTTY) throw invalidArgument('cowardly refusing to save to a terminal', 'use the -o flag or redirect');
       const m = await mountRootfs(engine, c);
       try {
-        await pipeline(tarDirectory(m.path), o.output ? createWriteStream(o.output) : process.stdout);
+        await pipeline(await exportRootfs(m.path), o.output ? createWriteStream(o.output) : process.stdout);
       } finally {
         await m.release();
       }
@@ -708,9 +625,9 @@ function defineContainerCommands(p: Command, group: boolean): void {
 
   p.command('cp').description('Copy files/folders between a container and the local filesystem').argument('<src>').argument('<dest>')
     .option('-L, --follow-link', 'Always follow symbol link in SRC_PATH')
-    .option('-a, --archive', 'Archive mode (accepted)')
+    .option('-a, --archive', 'Archive mode (copy all uid/gid information)')
     .option('-q, --quiet', 'Suppress progress output')
-    .action((src: string, dst: string, o: { followLink?: boolean }) => copy(getEngine(), src, dst, o));
+    .action((src: string, dst: string, o: { followLink?: boolean; archive?: boolean }) => copy(getEngine(), src, dst, o));
 
   if (group) {
     p.command('prune').description('Remove all stopped containers')
