@@ -22,7 +22,13 @@ export function parseDiagnostics(body: string): Diagnostic[] {
 
 /** "manifest unknown: manifest unknown" style text, as docker prints a registry's errors. */
 export function describeDiagnostics(ds: Diagnostic[]): string {
-  return ds.map((d) => `${d.code.toLowerCase().replace(/_/g, ' ')}${d.message ? `: ${d.message}` : ''}`).join('; ');
+  return oneLine(ds.map((d) => `${d.code.toLowerCase().replace(/_/g, ' ')}${typeof d.message === 'string' && d.message ? `: ${d.message}` : ''}`).join('; '), 300);
+}
+
+/** Text a registry sent, fit for a one-line message: control characters and runs of space as one space, at most `max` characters. */
+export function oneLine(s: string, max = 500): string {
+  const t = s.replace(/[\s\x00-\x1f\x7f-\x9f]+/g, ' ').trim();
+  return t.length > max ? `${t.slice(0, max)}…` : t;
 }
 
 /** A registry answered with an error status. Keeps the status and the diagnostics for callers. */
@@ -50,7 +56,7 @@ function codeForStatus(status: number): ErrorCode {
 /** Build the error for an unexpected response. `what` is the context, e.g. "pulling blob sha256:…". */
 export function registryError(what: string, status: number, statusText: string, body: string): RegistryError {
   const ds = parseDiagnostics(body);
-  const detail = ds.length ? describeDiagnostics(ds) : `${status} ${statusText}`.trim();
+  const detail = ds.length ? describeDiagnostics(ds) : oneLine(`${status} ${statusText}`, 200);
   let hint: string | undefined;
   if (status === 401 || status === 403) hint = 'log in with `shale login REGISTRY`, or check the repository name';
   else if (status === 429) hint = 'the registry is rate limiting; wait and try again';

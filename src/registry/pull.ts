@@ -12,11 +12,11 @@ import { familiarName, familiarRepository, fullName, parseReference, repository,
 import { ingestBlob, type LayerRecord } from '../images/layers.js';
 import { shortId, type ImageRecord } from '../images/store.js';
 import { MEDIA_TYPES } from '../archive/index.js';
-import { Transport, type TransportOptions } from './transport.js';
+import { TAG_LIST_LIMIT, Transport, type TransportOptions } from './transport.js';
 import { connectionError, isConnectionError, registryError } from './errors.js';
 import { silent, type Progress } from './progress.js';
 import { recordSources } from './sources.js';
-import { parsePlatform, readLimited, runLimited, variantOf } from './util.js';
+import { errorText, formatLimit, parsePlatform, readBody, readLimited, runLimited, variantOf } from './util.js';
 
 /** Manifests and indexes larger than this are refused (docker's limit). */
 export const MANIFEST_LIMIT = 4 << 20;
@@ -90,7 +90,7 @@ async function fetchManifestOnce(t: Transport, r: Reference, ref: string, signal
     throw e;
   }
   if (res.status !== 200) {
-    const text = await res.body.text().catch(() => '');
+    const text = await errorText(res);
     const e = registryError(`pulling ${display}`, res.status, res.statusText, text);
     if (res.status === 404 || e.has('MANIFEST_UNKNOWN') || e.has('NAME_UNKNOWN')) {
       const why = e.has('NAME_UNKNOWN') && !e.has('MANIFEST_UNKNOWN') ? 'name unknown: repository name not known to registry' : 'manifest unknown';
@@ -190,7 +190,7 @@ function blobStream(t: Transport, r: Reference, desc: Descriptor, opts: { signal
         const headers: Record<string, string> = got > 0 ? { range: `bytes=${got}-` } : {};
         const res = await t.request('GET', `/v2/${r.path}/blobs/${desc.digest}`, { headers, scopes: [pullScope(r)], signal: opts.signal, retries: 0 });
         if (res.status !== 200 && res.status !== 206) {
-          const text = await res.body.text().catch(() => '');
+          const text = await errorText(res);
           const e = registryError(`pulling blob ${desc.digest} of ${familiarRepository(r)}`, res.status, res.statusText, text);
           if (res.status >= 500 || res.status === 429) throw new Retry(e.message);
           throw e;
@@ -287,7 +287,7 @@ export async function pull(engine: Engine, name: string, opts: PullOptions = {})
         const path = `/v2/${r.path}/blobs/${id}`;
         const bytes = await again(t, path, async () => {
           const res = await t.request('GET', path, { scopes: [pullScope(r)], signal });
-          if (res.status !== 200) throw registryError(`pulling config ${id} of ${display}`, res.status, res.statusText, await res.body.text().catch(() => ''));
+          if (res.status !== 200) throw registryError(`pulling config ${id} of ${display}`, res.status, res.statusText, await errorText(res));
           return readLimited(res, CONFIG_LIMIT, `image config of ${display}`);
         }, signal);
         engine.content.writeBytes(bytes, { digest: id, size: manifest.config.size }, `image config ${id}`);
@@ -395,12 +395,23 @@ export async function pull(engine: Engine, name: string, opts: PullOptions = {})
 }
 
 /** Tags of a repository (GET /v2/NAME/tags/list), for pull --all-tags. */
-export async function listTags(name: string, opts: { transport?: TransportOptions } = {}): Promise<string[]> {
+export async function listTags(name: string, opts: { transport?: TransportOptions; signal?: AbortSignal } = {}): Promise<string[]> {
   const r = parseReference(name, { noDefaultTag: true });
   const t = new Transport(r.domain, opts.transport);
-  const res = await t.request('GET', `/v2/${r.path}/tags/list`, { scopes: [pullScope(r)] });
-  const text = await res.body.text();
-  if (res.status !== 200) throw registryError(`listing tags of ${familiarRepository(r)}`, res.status, res.statusText, text);
-  const j = JSON.parse(text) as { tags?: string[] | null };
-  return (j.tags ?? []).sort();
+  const res = await t.request('GET', `/v2/${r.path}/tags/list`, { scopes: [pullScope(r)], signal: opts.signal });
+  const what = `listing tags of ${familiarRepository(r)}`;
+  if (res.status !== 200) throw registryError(what, res.status, res.statusText, await errorText(res));
+  const bytes = await readBody(res, {
+    limit: TAG_LIST_LIMIT,
+    what: `the tag list of ${familiarRepository(r)} from ${res.host}`,
+    tooLarge: () => unavailable(`${what}: the tag list is larger than ${formatLimit(TAG_LIST_LIMIT)}`, 'the registry is misbehaving; pull the tags you need by name'),
+  });
+  let tags: unknown;
+  try {
+    tags = (JSON.parse(bytes.toString('utf8')) as { tags?: unknown })?.tags ?? [];
+  } catch {
+    tags = undefined;
+  }
+  if (!Array.isArray(tags) || tags.some((x) => typeof x !== 'string')) throw unavailable(`${what}: the registry answered with something that is not a tag list`, 'the registry is misbehaving');
+  return (tags as string[]).sort();
 }

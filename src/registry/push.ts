@@ -13,7 +13,7 @@ import { Transport, type TransportOptions } from './transport.js';
 import { connectionError, isConnectionError, registryError } from './errors.js';
 import { silent, type Progress } from './progress.js';
 import { forgetSource, recordSources, sourcesOf } from './sources.js';
-import { runLimited } from './util.js';
+import { discard, errorText, runLimited } from './util.js';
 
 export interface PushOptions {
   /** layers uploaded at once (default 5) */
@@ -53,10 +53,10 @@ function withParam(location: string, key: string, value: string): string {
 
 async function expectStatus(res: Awaited<ReturnType<Transport['request']>>, ok: number[], what: string): Promise<void> {
   if (ok.includes(res.status)) {
-    await res.body.dump().catch(() => {});
+    await discard(res);
     return;
   }
-  throw registryError(what, res.status, res.statusText, await res.body.text().catch(() => ''));
+  throw registryError(what, res.status, res.statusText, await errorText(res));
 }
 
 /** Push one blob unless the repository has it; mount it from a sibling repository when we can. */
@@ -64,7 +64,7 @@ async function pushBlob(engine: Engine, t: Transport, r: Reference, desc: Descri
   const scopes = [`repository:${r.path}:pull,push`];
   const what = `pushing blob ${desc.digest} to ${familiarRepository(r)}`;
   const head = await t.request('HEAD', `/v2/${r.path}/blobs/${desc.digest}`, { scopes, signal });
-  await head.body.dump().catch(() => {});
+  await discard(head);
   if (head.status === 200) return { kind: 'exists' };
   if (head.status !== 404) throw registryError(what, head.status, head.statusText, '');
 
@@ -73,7 +73,7 @@ async function pushBlob(engine: Engine, t: Transport, r: Reference, desc: Descri
     const res = await t.request('POST', `/v2/${r.path}/blobs/uploads/?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from)}`, {
       scopes: [...scopes, `repository:${from}:pull`], signal, headers: { 'content-length': '0' },
     });
-    await res.body.dump().catch(() => {});
+    await discard(res);
     if (res.status === 201) return { kind: 'mounted', from };
     forgetSource(engine.db, r.domain, from, desc.digest);
     if (res.status === 202 && res.header('location')) {
@@ -87,8 +87,8 @@ async function pushBlob(engine: Engine, t: Transport, r: Reference, desc: Descri
     try {
       if (!location) {
         const res = await t.request('POST', `/v2/${r.path}/blobs/uploads/`, { scopes, signal, headers: { 'content-length': '0' } });
-        if (res.status !== 202 || !res.header('location')) throw registryError(`${what}: starting the upload`, res.status, res.statusText, await res.body.text().catch(() => ''));
-        await res.body.dump().catch(() => {});
+        if (res.status !== 202 || !res.header('location')) throw registryError(`${what}: starting the upload`, res.status, res.statusText, await errorText(res));
+        await discard(res);
         location = new URL(res.header('location')!, res.url).toString();
       }
       const res = await t.request('PUT', withParam(location, 'digest', desc.digest), {

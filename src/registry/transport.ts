@@ -8,8 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isIP } from 'node:net';
 import { DEFAULT_DOMAIN } from '../reference/index.js';
 import { lookupCredentials, type Credentials } from './credentials.js';
-import { connectionError, isConnectionError, registryError } from './errors.js';
-import { ShaleError } from '../errors.js';
+import { connectionError, isConnectionError, parseDiagnostics, registryError } from './errors.js';
+import { ShaleError, unavailable } from '../errors.js';
+import { discard, errorText, formatLimit, readBody } from './util.js';
 
 /** A request body that can be made again (for an auth retry or a reconnect). */
 export type BodySource = () => Buffer | Readable;
@@ -28,9 +29,16 @@ export interface RegistryResponse {
   status: number;
   statusText: string;
   url: string;
+  /** host[:port] the response came from, for messages */
+  host: string;
   headers: Record<string, string | string[] | undefined>;
-  body: Readable & { text(): Promise<string>; dump(): Promise<void> };
+  /** read it with util's readBody/errorText/discard (bounded), or stream it (blobs) */
+  body: Readable;
   header(name: string): string | undefined;
+  /** the request's signal: its abort destroys the body */
+  signal?: AbortSignal;
+  /** time allowed to read a whole non-blob body (util.readBody) */
+  smallBodyTimeoutMs: number;
 }
 
 export interface TransportOptions {
@@ -43,7 +51,20 @@ export interface TransportOptions {
   retryDelayMs?: number;
   /** undici dispatcher (tests) */
   dispatcher?: Dispatcher;
+  /** time to wait for response headers (default 60 s; 300 s after sending a request body, as the registry may verify it first) */
+  headersTimeoutMs?: number;
+  /** longest silence within a response body before the connection counts as broken (default 60 s) */
+  idleTimeoutMs?: number;
+  /** time allowed for a whole non-blob body: token, manifest, config, error, tag list (default 60 s) */
+  smallBodyTimeoutMs?: number;
 }
+
+/** Token responses larger than this are refused (real ones are a few KiB). */
+export const TOKEN_RESPONSE_LIMIT = 1 << 20;
+/** Tokens longer than this are refused: no registry accepts a header that large. */
+export const TOKEN_LIMIT = 64 << 10;
+/** Tag lists larger than this are refused. */
+export const TAG_LIST_LIMIT = 16 << 20;
 
 /** Registries named insecure by the environment: SHALE_INSECURE_REGISTRIES="a:5000,b". */
 export function envInsecureRegistries(): string[] {
@@ -99,6 +120,7 @@ function firstHeader(v: string | string[] | undefined): string | undefined {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 10;
 const RETRY_STATUS = new Set([429, 502, 503, 504]);
 
 export class Transport {
@@ -108,6 +130,9 @@ export class Transport {
   private readonly retries: number;
   private readonly retryDelayMs: number;
   private readonly dispatcher?: Dispatcher;
+  private readonly headersTimeoutMs?: number;
+  private readonly idleTimeoutMs: number;
+  readonly smallBodyTimeoutMs: number;
   private challenge?: Challenge;
   private readonly tokens = new Map<string, { token: string; expires: number }>();
 
@@ -118,6 +143,9 @@ export class Transport {
     this.retries = opts.retries ?? 3;
     this.retryDelayMs = opts.retryDelayMs ?? 200;
     this.dispatcher = opts.dispatcher;
+    this.headersTimeoutMs = opts.headersTimeoutMs;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+    this.smallBodyTimeoutMs = opts.smallBodyTimeoutMs ?? 60_000;
   }
 
   get hasCredentials(): boolean {
@@ -134,23 +162,29 @@ export class Transport {
     for (let attempt = 0; ; attempt++) {
       opts.signal?.throwIfAborted();
       try {
+        const body = opts.body?.();
         const res = await request(url, {
           method: method as Dispatcher.HttpMethod,
           headers: { 'user-agent': 'shale/0.1.0', ...headers },
-          body: opts.body?.(),
+          body,
           signal: opts.signal,
           dispatcher: this.dispatcher,
+          headersTimeout: this.headersTimeoutMs ?? (body ? 300_000 : 60_000),
+          bodyTimeout: this.idleTimeoutMs,
         });
         const r: RegistryResponse = {
           status: res.statusCode,
           statusText: res.statusText ?? '',
           url,
+          host: new URL(url).host,
           headers: res.headers,
-          body: res.body as RegistryResponse['body'],
+          body: res.body,
           header: (n) => firstHeader(res.headers[n.toLowerCase()]),
+          signal: opts.signal,
+          smallBodyTimeoutMs: this.smallBodyTimeoutMs,
         };
         if (RETRY_STATUS.has(r.status) && (method === 'GET' || method === 'HEAD') && attempt < retries) {
-          await r.body.dump().catch(() => {});
+          await discard(r);
           await sleep(this.retryDelayMs * 2 ** attempt, undefined, { signal: opts.signal });
           continue;
         }
@@ -167,38 +201,51 @@ export class Transport {
     }
   }
 
-  private async token(scopes: string[], force = false): Promise<string> {
+  private async token(scopes: string[], force: boolean, signal: AbortSignal | undefined): Promise<string> {
     const key = [...new Set(scopes)].sort().join(' ');
     const cached = this.tokens.get(key);
     if (cached && !force && cached.expires > Date.now()) return cached.token;
     const p = this.challenge!.params;
     if (!p.realm) throw new ShaleError('Unavailable', `registry ${this.domain} asked for a bearer token but named no realm`);
-    const u = new URL(p.realm);
+    const u = URL.canParse(p.realm) ? new URL(p.realm) : undefined;
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw unavailable(`registry ${this.domain} named a token realm that is not an http(s) URL: ${JSON.stringify(p.realm.slice(0, 200))}`, 'check the registry\'s auth configuration');
     if (p.service) u.searchParams.set('service', p.service);
     for (const s of new Set(scopes)) u.searchParams.append('scope', s);
     if (this.creds) u.searchParams.set('account', this.creds.username);
-    const res = await this.send('GET', u.toString(), this.creds ? { authorization: basic(this.creds) } : {}, {});
-    const text = await res.body.text();
+    const res = await this.send('GET', u.toString(), this.creds ? { authorization: basic(this.creds) } : {}, { signal });
+    const what = `getting a token from ${u.host} for ${this.domain}`;
     if (res.status === 401 || res.status === 403) {
-      throw registryError(`getting a token from ${u.host} for ${this.domain}`, res.status, res.statusText, text.includes('"errors"') ? text : JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: this.creds ? 'incorrect username or password' : 'authentication required' }] }));
+      const text = await errorText(res);
+      throw registryError(what, res.status, res.statusText, parseDiagnostics(text).length ? text : JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: this.creds ? 'incorrect username or password' : 'authentication required' }] }));
     }
-    if (res.status !== 200) throw registryError(`getting a token from ${u.host} for ${this.domain}`, res.status, res.statusText, text);
-    let j: { token?: string; access_token?: string; expires_in?: number };
+    if (res.status !== 200) throw registryError(what, res.status, res.statusText, await errorText(res));
+    const bad = (why: string) => unavailable(`token server ${u.host} ${why}`, 'the token server is misbehaving; check the registry\'s auth configuration');
+    const bytes = await readBody(res, {
+      limit: TOKEN_RESPONSE_LIMIT,
+      what: `token response from ${u.host}`,
+      tooLarge: () => unavailable(`token response from ${u.host} is larger than ${formatLimit(TOKEN_RESPONSE_LIMIT)}`, 'the token server is misbehaving; check the registry\'s auth configuration'),
+    });
+    let j: unknown;
     try {
-      j = JSON.parse(text);
+      j = JSON.parse(bytes.toString('utf8'));
     } catch {
-      throw new ShaleError('Unavailable', `token server ${u.host} answered with something that is not JSON`);
+      throw bad('answered with something that is not JSON');
     }
-    const token = j.token ?? j.access_token;
-    if (!token) throw new ShaleError('Unavailable', `token server ${u.host} returned no token`);
-    const ttl = Math.max(60, Number(j.expires_in) || 60) * 1000;
+    if (!j || typeof j !== 'object') throw bad('answered with something that is not a JSON object');
+    const { token: t1, access_token: t2, expires_in } = j as { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    const token = t1 ?? t2;
+    if (token === undefined || token === null || token === '') throw bad('returned no token');
+    if (typeof token !== 'string') throw bad('returned a token that is not a string');
+    if (!/^[\x21-\x7e]+$/.test(token)) throw bad('returned a token with characters not allowed in an HTTP header');
+    if (token.length > TOKEN_LIMIT) throw bad(`returned a token of ${token.length} bytes (the limit is ${formatLimit(TOKEN_LIMIT)})`);
+    const ttl = Math.max(60, Number(expires_in) || 60) * 1000;
     this.tokens.set(key, { token, expires: Date.now() + ttl - 10_000 });
     return token;
   }
 
-  private async authorization(scopes: string[], force = false): Promise<string | undefined> {
+  private async authorization(scopes: string[], signal: AbortSignal | undefined): Promise<string | undefined> {
     if (!this.challenge) return undefined;
-    if (this.challenge.scheme === 'bearer') return `Bearer ${await this.token(scopes, force)}`;
+    if (this.challenge.scheme === 'bearer') return `Bearer ${await this.token(scopes, false, signal)}`;
     if (this.challenge.scheme === 'basic' && this.creds) return basic(this.creds);
     return undefined;
   }
@@ -209,13 +256,14 @@ export class Transport {
    */
   async request(method: string, path: string, opts: RequestOptions = {}): Promise<RegistryResponse> {
     let url = this.url(path);
+    const shown = path.split('?')[0]; // upload locations carry state in the query
     let scopes = opts.scopes ?? [];
     let authTried = false;
     let withAuth = true;
-    for (let hop = 0; hop < 10; hop++) {
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const headers: Record<string, string> = { ...(opts.headers ?? {}) };
       if (withAuth) {
-        const a = await this.authorization(scopes);
+        const a = await this.authorization(scopes, opts.signal);
         if (a) headers.authorization = a;
       }
       const res = await this.send(method, url, headers, opts);
@@ -223,18 +271,24 @@ export class Transport {
         const ch = parseChallenge(res.header('www-authenticate'));
         authTried = true;
         if (ch && (ch.scheme === 'bearer' || (ch.scheme === 'basic' && this.creds))) {
-          await res.body.dump().catch(() => {});
+          await discard(res);
           const first = !this.challenge || this.challenge.scheme !== ch.scheme || this.challenge.params.realm !== ch.params.realm;
           this.challenge = ch;
           if (ch.params.scope) scopes = [...new Set([...scopes, ...ch.params.scope.split(' ')])];
-          if (ch.scheme === 'bearer') await this.token(scopes, !first);
+          if (ch.scheme === 'bearer') await this.token(scopes, !first, opts.signal);
           continue;
         }
         return res;
       }
       if (REDIRECTS.has(res.status) && res.header('location')) {
-        await res.body.dump().catch(() => {});
-        const next = new URL(res.header('location')!, url);
+        await discard(res);
+        let next: URL;
+        try {
+          next = new URL(res.header('location')!, url);
+        } catch {
+          throw unavailable(`registry ${this.domain} redirected ${shown} to an invalid URL`, 'the registry is misbehaving');
+        }
+        if (next.protocol !== 'http:' && next.protocol !== 'https:') throw unavailable(`registry ${this.domain} redirected ${shown} to a ${next.protocol} URL`, 'the registry is misbehaving; only http(s) redirects are followed');
         if (next.origin !== new URL(this.base).origin) withAuth = false;
         url = next.toString();
         if (res.status === 303) method = 'GET';
@@ -242,15 +296,18 @@ export class Transport {
       }
       return res;
     }
-    throw new ShaleError('Unavailable', `registry ${this.domain}: too many redirects for ${path}`);
+    throw unavailable(`registry ${this.domain}: too many redirects for ${shown} (more than ${MAX_REDIRECTS})`, 'the registry redirects in a loop; check its address and configuration');
   }
 
   /** GET /v2/: checks the registry answers and (with credentials) that they are accepted. */
-  async ping(scopes: string[] = []): Promise<void> {
-    const res = await this.request('GET', '/v2/', { scopes });
-    const text = await res.body.text();
-    if (res.status === 200) return;
+  async ping(scopes: string[] = [], signal?: AbortSignal): Promise<void> {
+    const res = await this.request('GET', '/v2/', { scopes, signal });
+    if (res.status === 200) {
+      await discard(res);
+      return;
+    }
+    const text = await errorText(res);
     const refused = (res.status === 401 || res.status === 403) && this.creds;
-    throw registryError(`logging in to ${this.domain}`, res.status, res.statusText, refused || !text.includes('"errors"') ? JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: this.creds ? 'incorrect username or password' : 'authentication required' }] }) : text);
+    throw registryError(`logging in to ${this.domain}`, res.status, res.statusText, refused || !parseDiagnostics(text).length ? JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: this.creds ? 'incorrect username or password' : 'authentication required' }] }) : text);
   }
 }

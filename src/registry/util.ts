@@ -1,5 +1,5 @@
 // Small helpers shared by pull and push.
-import { invalidArgument } from '../errors.js';
+import { invalidArgument, unavailable } from '../errors.js';
 import type { RegistryResponse } from './transport.js';
 
 /**
@@ -30,25 +30,113 @@ export async function runLimited<T>(n: number, tasks: (() => Promise<T>)[], opts
   return results;
 }
 
-/** Read a response body of at most `limit` bytes; refuses larger ones without reading them whole. */
-export async function readLimited(res: RegistryResponse, limit: number, what: string): Promise<Buffer> {
-  const tooBig = (n: number | string) => invalidArgument(`${what} is too large (${n} bytes; the limit is ${limit} bytes)`, 'the registry sent something that is not a usable image manifest or config');
+/** "1 MiB", "64 KiB", "512 bytes": a byte limit as messages name it. */
+export function formatLimit(n: number): string {
+  if (n >= 1 << 20 && n % (1 << 20) === 0) return `${n / (1 << 20)} MiB`;
+  if (n >= 1 << 10 && n % (1 << 10) === 0) return `${n / (1 << 10)} KiB`;
+  return `${n} bytes`;
+}
+
+export interface ReadBodyOptions {
+  /** most bytes kept */
+  limit: number;
+  /** what the body is, for messages: "token response from auth.example.com" */
+  what: string;
+  /**
+   * The error for a body larger than `limit` (given the size, or "more than LIMIT" when it has no
+   * Content-Length); without it a larger body is cut at `limit` and the rest is not read.
+   */
+  tooLarge?: (size: number | string) => Error;
+  /**
+   * Time allowed for the whole body (default: the transport's smallBodyTimeoutMs). A body that
+   * is not complete by then fails with a clear error, or with no tooLarge, ends where it got to.
+   */
+  timeoutMs?: number;
+}
+
+/**
+ * Read a (non-blob) response body of at most `limit` bytes within a time bound. Stops at the limit
+ * without reading the rest (the body is destroyed, which drops the connection), so a registry that
+ * sends an endless or slowly dripping body costs at most `limit` bytes of memory and `timeoutMs`.
+ * An abort of the request's signal ends it too (undici destroys the body).
+ */
+export async function readBody(res: RegistryResponse, opts: ReadBodyOptions): Promise<Buffer> {
+  const { limit, tooLarge } = opts;
+  const body = res.body;
   const len = Number(res.header('content-length'));
-  if (Number.isFinite(len) && len > limit) {
-    res.body.destroy();
-    throw tooBig(len);
+  if (tooLarge && Number.isFinite(len) && len > limit) {
+    body.destroy();
+    throw tooLarge(len);
   }
+  const ms = opts.timeoutMs ?? res.smallBodyTimeoutMs;
+  const slow = unavailable(`${opts.what} did not arrive within ${formatSeconds(ms)}`, 'the registry is too slow or misbehaving; try again later');
+  const timer = setTimeout(() => body.destroy(slow), ms);
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const c of res.body) {
-    n += (c as Buffer).length;
-    if (n > limit) {
-      res.body.destroy();
-      throw tooBig(`more than ${limit}`);
+  try {
+    for await (const chunk of body) {
+      const c = chunk as Buffer;
+      if (c.length > limit - n) {
+        if (tooLarge) throw tooLarge(`more than ${limit}`);
+        chunks.push(c.subarray(0, limit - n));
+        n = limit;
+        break; // leaving the loop destroys the body: the rest is never read
+      }
+      chunks.push(c);
+      n += c.length;
     }
-    chunks.push(c as Buffer);
+  } catch (e) {
+    if (e === slow && !tooLarge) return Buffer.concat(chunks);
+    throw e;
+  } finally {
+    clearTimeout(timer);
+    if (!body.destroyed) body.destroy();
   }
   return Buffer.concat(chunks);
+}
+
+function formatSeconds(ms: number): string {
+  return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
+
+/** Error bodies are kept up to this size: plenty for the spec's error JSON. */
+export const ERROR_BODY_LIMIT = 64 << 10;
+
+/** Time given to a body read only for its message (or not at all), at most. */
+const ERROR_BODY_TIMEOUT_MS = 10_000;
+
+/**
+ * The text of an error response, for registryError: its first 64 KiB, whatever arrived within
+ * 10 s (or the transport's smallBodyTimeoutMs when shorter), '' when the connection broke. Never
+ * throws, except when the request was aborted.
+ */
+export async function errorText(res: RegistryResponse): Promise<string> {
+  try {
+    const timeoutMs = Math.min(res.smallBodyTimeoutMs, ERROR_BODY_TIMEOUT_MS);
+    return (await readBody(res, { limit: ERROR_BODY_LIMIT, what: `error response from ${res.host}`, timeoutMs })).toString('utf8');
+  } catch (e) {
+    if (res.signal?.aborted || (e instanceof Error && e.name === 'AbortError')) throw e;
+    return '';
+  }
+}
+
+/**
+ * Throw away a body that is not needed (a redirect's, a 401's, a success without content): read
+ * to its end when it is small and quick (so the connection can be used again), else drop it.
+ */
+export async function discard(res: RegistryResponse): Promise<void> {
+  const len = Number(res.header('content-length'));
+  if (res.body.destroyed || (Number.isFinite(len) && len > ERROR_BODY_LIMIT)) {
+    res.body.destroy();
+    return;
+  }
+  await errorText(res).catch(() => {});
+}
+
+/** A manifest or config of at most `limit` bytes; refuses larger ones without reading them whole. */
+export async function readLimited(res: RegistryResponse, limit: number, what: string): Promise<Buffer> {
+  const tooBig = (n: number | string) => invalidArgument(`${what} is too large (${n} bytes; the limit is ${limit} bytes)`, 'the registry sent something that is not a usable image manifest or config');
+  return readBody(res, { limit, what: `${what} from ${res.host}`, tooLarge: tooBig });
 }
 
 /** Parse "os/arch[/variant]" (docker's --platform). */
