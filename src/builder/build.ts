@@ -2,18 +2,19 @@
 // FROM, COPY, ADD and RUN add a layer; every other instruction changes only the config and
 // is recorded as an empty_layer history row. Each layer step is looked up in the build cache
 // first: key = parent chain + instruction after substitution (+ source checksum for COPY/ADD).
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, join, posix } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { chmod, lstat, mkdir, mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, posix, relative, resolve } from 'node:path';
 import { applyLayer, openUncompressed, readTar, writeTar, type TarSourceEntry } from '../archive/index.js';
 import { sha256, type Digest } from '../digest/index.js';
 import type { Engine } from '../engine/index.js';
-import { invalidArgument, notFound, ShaleError } from '../errors.js';
+import { errno, invalidArgument, notFound, permissionDenied, ShaleError } from '../errors.js';
 import { chainIds } from '../images/store.js';
 import { ingestTar, openLayerTar, type LayerRecord } from '../images/layers.js';
 import { hostArch, type ContainerConfig, type History, type ImageConfig } from '../oci/index.js';
 import { applyConfigInstruction, CONFIG_ONLY, envMap } from './config.js';
-import { BuildContext, checksumSources } from './context.js';
+import { Scope } from '../scope/index.js';
+import { BuildContext, checksumSources, openSource, readSourceLink } from './context.js';
 import { expandWord, parseDockerfile, type Env, type Instruction } from './dockerfile/index.js';
 
 export interface RunStepRequest {
@@ -30,7 +31,14 @@ export type RunStep = (req: RunStepRequest) => Promise<LayerRecord>;
 
 export interface BuildOptions {
   contextDir: string;
-  dockerfile?: string; // path, or the text when dockerfileText is set
+  /**
+   * The Dockerfile: a path in the context (default "Dockerfile"), read through the context's
+   * scope (a symlink out of the context is refused); or, with dockerfileFromCwd, the path the
+   * user named with -f (relative to the working directory, as docker's CLI takes it). The
+   * name used in errors when dockerfileText is set.
+   */
+  dockerfile?: string;
+  dockerfileFromCwd?: boolean;
   dockerfileText?: string;
   tags?: string[];
   buildArgs?: Record<string, string>;
@@ -38,6 +46,12 @@ export interface BuildOptions {
   target?: string;
   noCache?: boolean;
   network?: 'none' | 'host';
+  /**
+   * Entitlements the user granted (`--allow`, as `docker buildx build --allow`): RUN
+   * --network=host needs network.host. A build whose default network is host (--network host)
+   * has it implied, as buildx adds it for --network=host.
+   */
+  allow?: string[];
   runStep: RunStep;
   resolveBase?: (name: string) => Promise<void>; // e.g. pull from a loopback registry
   progress?: (line: string) => void;
@@ -67,18 +81,122 @@ function where(file: string, ins: Instruction): string {
   return `${file}:${ins.line}`;
 }
 
+/** Entitlements a build can be granted (BuildKit's names); shale knows only this one. */
+export const ENTITLEMENTS = ['network.host'] as const;
+
+/** the largest Dockerfile read (BuildKit's dockerfile frontend refuses beyond a few MiB too) */
+const MAX_DOCKERFILE = 4 << 20;
+
+/** `rel` inside `root` (a path relative to it, '' for the root itself), or undefined. */
+function under(root: string, abs: string): string | undefined {
+  const rel = relative(root, abs);
+  return rel === '..' || rel.startsWith('../') || isAbsolute(rel) ? undefined : rel;
+}
+
+/**
+ * Where a -f path the user named lies in the context, if it does: lexically under the context
+ * (as given or as its real path), or with its directory's real path there. A Dockerfile in the
+ * context is read through the context's scope; one outside it is the user's own choice of file.
+ */
+function dockerfileInContext(contextDir: string, abs: string): string | undefined {
+  const roots = [resolve(contextDir)];
+  try { roots.push(realpathSync(contextDir)); } catch { /* the scope reports a missing context */ }
+  for (const r of roots) {
+    const rel = under(r, abs);
+    if (rel !== undefined) return rel;
+  }
+  try {
+    const real = join(realpathSync(dirname(abs)), basename(abs));
+    for (const r of roots) {
+      const rel = under(r, real);
+      if (rel !== undefined) return rel;
+    }
+  } catch { /* its directory does not exist: not in the context */ }
+  return undefined;
+}
+
+/** Read a file the user named outside the context, at most `max` bytes. Undefined when missing. */
+async function readBounded(path: string, max: number): Promise<Buffer | undefined> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined;
+    throw e;
+  }
+  try {
+    if (!(await fh.stat()).isFile()) throw invalidArgument(`failed to read dockerfile: ${path} is not a regular file`);
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of fh.createReadStream({ autoClose: false, highWaterMark: 64 * 1024 })) {
+      n += (c as Buffer).length;
+      if (n > max) throw invalidArgument(`failed to read dockerfile: ${path} is larger than ${max} bytes`);
+      chunks.push(c as Buffer);
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The Dockerfile's text. In the context it is read through the context's scope (escape
+ * 'error', bounded): a Dockerfile that is a symlink out of the context, or under a symlinked
+ * directory that leaves it, is refused naming the link, and never read.
+ */
+async function readDockerfile(ctx: BuildContext, file: string, fromCwd: boolean): Promise<string> {
+  const what = 'failed to read dockerfile:';
+  const missing = () => notFound(`failed to read dockerfile: open ${file}: no such file or directory`, 'pass -f PATH or put a Dockerfile in the context');
+  const inContext = (rel: string): string => {
+    const b = ctx.scope.readFile(rel, MAX_DOCKERFILE, what);
+    if (!b) throw missing();
+    return b.toString('utf8');
+  };
+  if (!fromCwd) return inContext(file);
+  const abs = resolve(file);
+  const rel = dockerfileInContext(ctx.dir, abs);
+  if (rel !== undefined) return inContext(rel);
+  const b = await readBounded(abs, MAX_DOCKERFILE);
+  if (b) return b.toString('utf8');
+  // not there from the working directory: a relative -f may name a file in the context
+  if (!isAbsolute(file)) return inContext(file);
+  throw missing();
+}
+
+/**
+ * A directory under the engine root that only its owner can enter (docker's <root>/tmp):
+ * flattened images for COPY --from and tar contexts from stdin are unpacked in it, so their
+ * setuid files and the rest of their content are out of reach of other users while a build
+ * runs (an archive's root entry may make its own directory 0755).
+ */
+export async function privateTmp(engine: Engine): Promise<string> {
+  const dir = join(engine.root, 'tmp');
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (e) {
+    if (errno(e) !== 'EEXIST') throw e;
+  }
+  const st = await lstat(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) {
+    throw new ShaleError('FailedPrecondition', `${dir} is not a directory owned by this user`, 'move it away; shale makes it again');
+  }
+  if ((st.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
+  return dir;
+}
+
 export async function build(engine: Engine, o: BuildOptions): Promise<BuildResult> {
   const file = o.dockerfile ?? 'Dockerfile';
-  let text = o.dockerfileText;
-  if (text === undefined) {
-    try {
-      text = await readFile(join(o.contextDir, file), 'utf8');
-    } catch {
-      try { text = await readFile(file, 'utf8'); } catch { throw notFound(`failed to read dockerfile: open ${file}: no such file or directory`, 'pass -f PATH or put a Dockerfile in the context'); }
-    }
-  }
-  const df = parseDockerfile(text, basename(file));
+  // the context directory itself is the user's choice (followed if it is a link); what is in it is not
+  const cst = await stat(o.contextDir).catch((e) => { if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined; throw e; });
+  if (!cst) throw notFound(`unable to prepare context: path "${o.contextDir}" not found`);
+  if (!cst.isDirectory()) throw invalidArgument(`unable to prepare context: context must be a directory: ${o.contextDir}`);
   const ctx = new BuildContext(o.contextDir);
+  const text = o.dockerfileText ?? (await readDockerfile(ctx, file, !!o.dockerfileFromCwd));
+  const df = parseDockerfile(text, basename(file));
+  const allow = new Set(o.allow ?? []);
+  if (o.network === 'host') allow.add('network.host');
+  for (const a of allow) if (!(ENTITLEMENTS as readonly string[]).includes(a)) throw invalidArgument(`invalid entitlement: ${a}`, `shale builds know ${ENTITLEMENTS.join(', ')}`);
   const say = o.progress ?? (() => {});
   const result: BuildResult = { id: '' as Digest, steps: [] };
   const release = engine.images.lease(['*']);
@@ -112,7 +230,7 @@ export async function build(engine: Engine, o: BuildOptions): Promise<BuildResul
       const key = chainIds(layers.map((l) => l.diffId)).pop() ?? 'empty';
       const have = flattened.get(key);
       if (have) return have;
-      const dir = await mkdtemp(join(tmpdir(), 'shale-from-'));
+      const dir = await mkdtemp(join(await privateTmp(engine), 'build-from-'));
       temps.push(dir);
       for (const l of layers) await applyLayer(dir, openLayerTar(engine.content, l), { whiteouts: 'apply' });
       flattened.set(key, dir);
@@ -201,7 +319,8 @@ export async function build(engine: Engine, o: BuildOptions): Promise<BuildResul
             createdBy = `RUN ${ins.json ? JSON.stringify(args) : args.join(' ')} # buildkit`;
             if (buildArgEnv.length) createdBy = `RUN |${buildArgEnv.length} ${buildArgEnv.join(' ')} ${args.join(' ')} # buildkit`;
             cacheKey = sha256(JSON.stringify([parentChain, 'RUN', args, env, cfg.User ?? '', cfg.WorkingDir ?? '', ins.flags]));
-            makeLayer = () => o.runStep({ engine, layers: st.layers, config: cfg, args, env, network: ins.flags.network?.[0] === 'host' ? 'host' : o.network ?? 'none', output: o.output });
+            const network = runNetwork(ins.flags.network?.[0], o.network ?? 'none', allow);
+            makeLayer = () => o.runStep({ engine, layers: st.layers, config: cfg, args, env, network, output: o.output });
           } else throw invalidArgument(`${where(df.file, ins)}: ${ins.cmd} is not supported`);
 
           let created = now();
@@ -252,6 +371,20 @@ export async function build(engine: Engine, o: BuildOptions): Promise<BuildResul
   }
 }
 
+/**
+ * A RUN's network: its --network flag (default, none, host) over the build's. Host needs the
+ * network.host entitlement, as in BuildKit, which refuses it unless the build was allowed it.
+ */
+function runNetwork(flag: string | undefined, dflt: 'none' | 'host', allow: Set<string>): 'none' | 'host' {
+  if (flag === undefined || flag === 'default') return dflt;
+  if (flag === 'none') return 'none';
+  if (flag === 'host') {
+    if (!allow.has('network.host')) throw permissionDenied('entitlement network.host is not allowed', 'pass --allow network.host to build');
+    return 'host';
+  }
+  throw invalidArgument(`unsupported network mode ${flag}`, 'use --network=default, none or host');
+}
+
 interface CopyPlan {
   display: string;
   expanded: string[];
@@ -283,24 +416,28 @@ async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, esc
   const own = owner(ins.flags.chown?.[0] ? x(ins.flags.chown[0]) : undefined);
   const chmod = ins.flags.chmod?.[0] ? parseInt(ins.flags.chmod[0], 8) : undefined;
   if (chmod !== undefined && Number.isNaN(chmod)) throw invalidArgument(`--chmod=${ins.flags.chmod![0]} is not an octal mode`);
-  let root = ctx.dir;
+  let scope = ctx.scope;
   let filter = true;
   const from = ins.flags.from?.[0];
   if (from) {
     const fromName = x(from);
     const stage = done.find((d) => d.name === fromName.toLowerCase()) ?? (/^\d+$/.test(fromName) ? done[Number(fromName)] : undefined);
     let layers: LayerRecord[];
+    let label = 'stage';
     if (stage) layers = stage.layers;
     else {
       const img = engine.images.tryResolve(fromName);
       if (!img) throw notFound(`COPY --from=${fromName}: no such stage or image in the local store`);
       layers = engine.images.layers(img.id);
+      label = 'image';
     }
-    root = await rootfsOf(layers);
+    // sources are resolved inside the flattened stage or image, symlinks re-rooted there (an
+    // absolute link in it never reaches the host), as docker resolves them in the source rootfs
+    scope = new Scope(await rootfsOf(layers), { escape: 'clamp', label });
     filter = false;
   }
   if (ins.cmd === 'ADD') for (const s of srcs) if (/^(https?|git):\/\//.test(s) || s.startsWith('git@')) throw invalidArgument(`ADD ${s}: remote sources need the network, which shale builds do not use`, 'download the file into the build context and ADD it from there');
-  const sources = (await Promise.all(srcs.map((s) => ctx.resolve(s, root, filter)))).flat();
+  const sources = (await Promise.all(srcs.map((s) => ctx.resolve(s, scope, filter)))).flat();
   const checksum = await checksumSources(sources) + sha256(heredocs.map((h) => h.name + '\0' + h.content).join('\0'));
   const clamp = (t: number) => (SOURCE_DATE_EPOCH !== undefined ? Math.min(t, SOURCE_DATE_EPOCH) : t);
   async function* entries(): AsyncGenerator<TarSourceEntry> {
@@ -320,8 +457,8 @@ async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, esc
       const mtime = clamp(Math.floor(st.mtimeMs / 1000));
       const mode = chmod ?? st.mode & 0o7777;
       if (st.isDirectory()) out.set(name, { header: { name, type: 'dir', mode, uid: own.uid, gid: own.gid, size: 0, mtime } });
-      else if (st.isSymbolicLink()) out.set(name, { header: { name, type: 'symlink', mode: 0o777, uid: own.uid, gid: own.gid, size: 0, mtime, linkname: await (await import('node:fs/promises')).readlink(f.path) } });
-      else if (st.isFile()) out.set(name, { header: { name, type: 'file', mode, uid: own.uid, gid: own.gid, size: st.size, mtime }, file: f.path });
+      else if (st.isSymbolicLink()) out.set(name, { header: { name, type: 'symlink', mode: 0o777, uid: own.uid, gid: own.gid, size: 0, mtime, linkname: await readSourceLink(f.path, st) } });
+      else if (st.isFile()) out.set(name, { header: { name, type: 'file', mode, uid: own.uid, gid: own.gid, size: st.size, mtime }, file: f.path, expect: { dev: st.dev, ino: st.ino } });
     };
     for (const s of sources) {
       if (s.base.st.isDirectory()) {
@@ -329,10 +466,10 @@ async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, esc
         parentDirs(dest, 0);
         for (const f of s.files) await put(posix.join(dest, f.rel), f);
       } else {
-        const isArchive = ins.cmd === 'ADD' && s.base.st.isFile() && (await looksLikeTar(s.base.path));
+        const isArchive = ins.cmd === 'ADD' && s.base.st.isFile() && (await looksLikeTar(s.base.path, s.base.st));
         if (isArchive) {
           addDir(dest, clamp(Math.floor(s.base.st.mtimeMs / 1000)));
-          for await (const e of extractEntries(s.base.path, dest)) out.set(e.header.name, e);
+          for await (const e of extractEntries(s.base.path, s.base.st, s.base.rel, dest)) out.set(e.header.name, e);
           continue;
         }
         const target = destIsDir ? posix.join(dest, basename(s.base.rel)) : dest;
@@ -347,15 +484,24 @@ async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, esc
       const name = target.replace(/^\//, '');
       out.set(name, { header: { name, type: 'file', mode: chmod ?? 0o644, uid: own.uid, gid: own.gid, size: data.length, mtime: clamp(0) }, data });
     }
-    for (const k of [...out.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) yield out.get(k)!;
+    const names = [...out.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    // a layer that writes through a symlink it makes itself cannot be applied later (the layer
+    // extractor refuses it): refuse it now, so such an image is never made
+    for (const k of names) {
+      const parts = k.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const parent = parts.slice(0, i).join('/');
+        if (out.get(parent)?.header.type === 'symlink') throw invalidArgument(`${ins.cmd} would write /${k} through the symlink /${parent} it also makes`, 'copy the link and the files under its name in separate steps, or copy the directory it points to');
+      }
+    }
+    for (const k of names) yield out.get(k)!;
   }
   const display = [...(from ? [`--from=${from}`] : []), ...srcs, ...heredocs.map((h) => `<<${h.name}`), destRaw].join(' ');
   return { display, expanded: [...srcs, dest], checksum, entries };
 }
 
-async function looksLikeTar(path: string): Promise<boolean> {
-  const { open } = await import('node:fs/promises');
-  const fh = await open(path, 'r');
+async function looksLikeTar(path: string, st: import('node:fs').Stats): Promise<boolean> {
+  const fh = await openSource(path, st);
   try {
     const b = Buffer.alloc(512);
     const { bytesRead } = await fh.read(b, 0, 512, 0);
@@ -367,22 +513,53 @@ async function looksLikeTar(path: string): Promise<boolean> {
   }
 }
 
-/** ADD of a local archive: its entries re-rooted at dest (paths checked like any layer). */
-async function* extractEntries(path: string, dest: string): AsyncGenerator<TarSourceEntry> {
-  const { createReadStream } = await import('node:fs');
+/**
+ * ADD of a local archive: its entries re-rooted at dest (paths checked like any layer). An
+ * archive that writes through a symlink it made itself (`l -> /etc`, then `l/passwd`) is
+ * refused, naming the entry: the image it would make could never be created.
+ */
+async function* extractEntries(path: string, st: import('node:fs').Stats, src: string, dest: string): AsyncGenerator<TarSourceEntry> {
   const { cleanName } = await import('../archive/safe-path.js');
-  const { tar } = await openUncompressed(createReadStream(path));
-  for await (const { header, body } of readTar(tar)) {
-    const parts = cleanName(header.name);
-    if (parts.length === 0) continue;
-    const name = posix.join(dest, ...parts).replace(/^\//, '');
-    const h = { ...header, name };
-    if (h.type === 'link' && h.linkname) h.linkname = posix.join(dest, ...cleanName(h.linkname, 'hardlink target')).replace(/^\//, '');
-    if (h.type === 'file') {
-      const chunks: Buffer[] = [];
-      for await (const c of body) chunks.push(Buffer.from(c));
-      yield { header: h, data: Buffer.concat(chunks) };
-    } else yield { header: h };
+  const fh = await openSource(path, st);
+  const stream = fh.createReadStream({ autoClose: false });
+  try {
+    const { tar } = await openUncompressed(stream);
+    // names (relative to the archive's root) that are symlinks, as the archive has made them so far
+    const links = new Set<string>();
+    const through = (parts: string[]): string | undefined => {
+      for (let i = 1; i < parts.length; i++) {
+        const p = parts.slice(0, i).join('/');
+        if (links.has(p)) return p;
+      }
+      return undefined;
+    };
+    for await (const { header, body } of readTar(tar)) {
+      const parts = cleanName(header.name);
+      if (parts.length === 0) continue;
+      const rel = parts.join('/');
+      const via = through(parts);
+      if (via !== undefined) throw invalidArgument(`ADD ${src}: archive entry ${header.name} is written through the symlink ${via} the archive made`, 'an archive for ADD may not write under its own symlinks');
+      const name = posix.join(dest, ...parts).replace(/^\//, '');
+      const h = { ...header, name };
+      let isLink = h.type === 'symlink';
+      if (h.type === 'link' && h.linkname) {
+        const target = cleanName(h.linkname, 'hardlink target');
+        const tvia = through(target);
+        if (tvia !== undefined) throw invalidArgument(`ADD ${src}: archive entry ${header.name} is a hard link through the symlink ${tvia} the archive made`, 'an archive for ADD may not link under its own symlinks');
+        isLink = links.has(target.join('/')); // a hard link to one of its symlinks is that symlink again
+        h.linkname = posix.join(dest, ...target).replace(/^\//, '');
+      }
+      if (isLink) links.add(rel);
+      else links.delete(rel); // replaced by a file or directory of the same name
+      if (h.type === 'file') {
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(Buffer.from(c));
+        yield { header: h, data: Buffer.concat(chunks) };
+      } else yield { header: h };
+    }
+  } finally {
+    stream.destroy();
+    await fh.close();
   }
 }
 

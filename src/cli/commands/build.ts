@@ -1,11 +1,10 @@
 // shale build and builder prune.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { getEngine, out, err, collect, readStdin } from '../context.js';
 import { humanSize } from '../format.js';
-import { build } from '../../builder/build.js';
+import { build, ENTITLEMENTS, privateTmp } from '../../builder/build.js';
 import { runStep } from '../../builder/run.js';
 import { applyLayer, openUncompressed } from '../../archive/index.js';
 import { invalidArgument } from '../../errors.js';
@@ -37,10 +36,13 @@ export function register(program: Command): void {
     .option('-q, --quiet', 'Suppress the build output and print image ID on success')
     .option('--iidfile <file>', 'Write the image ID to the file')
     .option('--network <mode>', 'Networking mode for the RUN instructions during build: none (default) or host', 'none')
+    .option('--allow <entitlement>', `Allow extra privileged entitlement (${ENTITLEMENTS.join(', ')}), as docker buildx build --allow`, collect, [])
     .option('--progress <type>', 'Set type of progress output (plain)', 'plain')
-    .action(async (context: string, o: { tag: string[]; file?: string; buildArg: string[]; label: string[]; target?: string; cache: boolean; quiet?: boolean; iidfile?: string; network: string }) => {
+    .action(async (context: string, o: { tag: string[]; file?: string; buildArg: string[]; label: string[]; target?: string; cache: boolean; quiet?: boolean; iidfile?: string; network: string; allow: string[] }) => {
       const engine = getEngine();
       if (o.network !== 'none' && o.network !== 'host') throw invalidArgument(`--network ${o.network}: builds support none and host`);
+      const allow = o.allow;
+      for (const a of allow) if (!(ENTITLEMENTS as readonly string[]).includes(a)) throw invalidArgument(`--allow ${a}: invalid entitlement`, `shale builds know ${ENTITLEMENTS.join(', ')}`);
       let contextDir = context;
       let tmp: string | undefined;
       let dockerfileText: string | undefined;
@@ -48,17 +50,19 @@ export function register(program: Command): void {
         if (o.file === '-' && context === '-') throw invalidArgument('cannot read both the context and the Dockerfile from stdin');
         if (o.file === '-') dockerfileText = await readStdin();
         if (context === '-') {
-          tmp = await mkdtemp(join(tmpdir(), 'shale-ctx-'));
+          tmp = await mkdtemp(join(await privateTmp(engine), 'build-ctx-'));
           const { tar } = await openUncompressed(process.stdin);
           await applyLayer(tmp, tar, { whiteouts: 'apply', sameOwner: false });
           contextDir = tmp;
-        } else if (o.file && o.file !== '-' && !dockerfileText) {
-          dockerfileText = await readFile(o.file, 'utf8').catch(() => readFile(join(context, o.file!), 'utf8'));
         }
+        // -f names a file from the working directory (as docker's CLI takes it), read by build():
+        // through the context's scope when it lies in the context, as named when it is outside
         const t0 = Date.now();
         const res = await build(engine, {
           contextDir,
           dockerfile: o.file && o.file !== '-' ? o.file : 'Dockerfile',
+          // with a tar context on stdin, -f names a file in that context
+          dockerfileFromCwd: !!o.file && o.file !== '-' && context !== '-',
           dockerfileText,
           tags: o.tag,
           buildArgs: kv(o.buildArg, 'build-arg'),
@@ -66,6 +70,7 @@ export function register(program: Command): void {
           target: o.target,
           noCache: o.cache === false,
           network: o.network as 'none' | 'host',
+          allow,
           runStep,
           resolveBase: async (name) => {
             const mod = '../../registry/index.js';
