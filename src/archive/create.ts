@@ -68,7 +68,7 @@ class EntryMaker {
         this.links.set(key, e.rel);
       }
       h.size = st.size;
-      return { header: h, file: e.path };
+      return { header: h, file: e.path, expect: { dev: st.dev, ino: st.ino } };
     }
     if (type === 'symlink') h.linkname = await readlink(e.path);
     if (type === 'char' || type === 'block') {

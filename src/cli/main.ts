@@ -45,7 +45,8 @@ export async function main(argv: string[]): Promise<void> {
   // `shale export c | head`: a reader that went away is not an error (docker's CLI stops quietly)
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw e;
+    // anything else reached stdout because a pipeline into it failed (a source that broke
+    // mid-stream destroys its destination with its error): that pipeline's rejection reports it
   });
   const program = buildProgram();
   program.exitOverride();

@@ -433,6 +433,22 @@ function runRuntime(engine: Engine, c: Container, args: string[]): Promise<{ cod
   });
 }
 
+/**
+ * Run fn with the container frozen if it is running (docker's commit --pause): a process that
+ * cannot run cannot swap files for symlinks under a reader. Resumed on every exit path.
+ */
+export async function whilePaused<T>(engine: Engine, ref: string, fn: () => Promise<T>): Promise<T> {
+  const c = await reconcile(engine, new ContainerStore(engine).resolve(ref));
+  if (!c.state.Running) return fn();
+  const p = await runRuntime(engine, c, ['pause', c.id]);
+  if (p.code !== 0) throw new ShaleError('FailedPrecondition', `pausing ${c.name} for the commit failed: ${p.stderr.trim().split('\n').pop()}`, 'stop the container and commit it then');
+  try {
+    return await fn();
+  } finally {
+    await runRuntime(engine, c, ['resume', c.id]);
+  }
+}
+
 export async function killContainer(engine: Engine, ref: string, signal = 'SIGKILL'): Promise<void> {
   const store = new ContainerStore(engine);
   const c = await reconcile(engine, store.resolve(ref));

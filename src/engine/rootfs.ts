@@ -5,11 +5,12 @@
 // The engine's storage driver is opened lazily here, once per engine.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { closeSync, constants, fchmodSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { compressionOfMediaType, decompressor } from '../archive/index.js';
 import { hex } from '../digest/index.js';
 import { DIR_FLAGS, Scope } from '../scope/index.js';
+import { ShaleError } from '../errors.js';
 import { openSnapshotter, mountAll, unmountAll, type Snapshotter } from '../snapshots/index.js';
 import type { Engine } from './index.js';
 
@@ -103,15 +104,19 @@ export async function unpackImage(engine: Engine, imageId: string): Promise<stri
 }
 
 /**
- * Create the init layer's entries inside the image's tree, never through a symlink the image
- * put in the way (an image whose /dev is a link to /tmp gets no /dev/pts, on the host or in it).
+ * Create the init layer's entries. Like docker's init layer, each of them and every directory
+ * above it is made real: an image's symlink (or file) at /dev, /proc, /etc or /etc/hosts is
+ * replaced in the init layer, never followed, so neither shale nor the runtime (which creates
+ * /dev/fd, /dev/ptmx... by joined paths) can be led out of the rootfs through it.
  */
 async function makeInitEntries(root: string): Promise<void> {
   const scope = new Scope(root, { label: 'image' });
   const make = (p: string, file: boolean) => {
     const f = scope.walk(p, { followFinal: false });
     try {
-      if (f.inner !== `/${p}` || f.dirFd < 0 || f.st) return; // a parent is a link or missing, or it is there already
+      if (f.inner !== `/${p}` || f.dirFd < 0) throw new ShaleError('Internal', `init layer: /${p} resolved to ${f.inner}`);
+      if (f.st && (file ? f.st.isFile() || f.st.isDirectory() : f.st.isDirectory())) return; // already what a container needs
+      if (f.st) unlinkSync(f.path); // a link or file the image put there: replaced, as docker's init layer does
       if (file) closeSync(openSync(f.path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644));
       else {
         mkdirSync(f.path, { mode: 0o755 });
@@ -122,7 +127,7 @@ async function makeInitEntries(root: string): Promise<void> {
       f.close();
     }
   };
-  for (const d of INIT_DIRS) make(d, false);
+  for (const d of INIT_DIRS) make(d, false); // parents come before children in the list
   for (const f of INIT_FILES) make(f, true);
 }
 

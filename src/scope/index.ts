@@ -291,6 +291,7 @@ export function openFileAt(dirFd: number, name: string, expect?: Stats): number 
     fd = openSync(at(dirFd, name), C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
   } catch (e) {
     if (errno(e) === 'ELOOP') throw new ShaleError('Conflict', `${name} was replaced by a symlink while it was read`, 'retry when the container is not rewriting that path');
+    if (errno(e) === 'ENOENT') throw new ShaleError('Conflict', `${name} was removed while it was read`, 'retry when the container is not rewriting that path');
     throw e;
   }
   const st = fstatSync(fd);

@@ -81,7 +81,14 @@ export async function* readTree(dirFd: number, name: string, prefix: string, opt
       yield { header: h, stream: () => fileStream(parentFd, n, st) };
       return;
     }
-    if (type === 'symlink') h.linkname = readlinkSync(at(parentFd, n));
+    if (type === 'symlink') {
+      try {
+        h.linkname = readlinkSync(at(parentFd, n));
+      } catch (e) {
+        if (errno(e) === 'ENOENT' || errno(e) === 'EINVAL') return; // gone or replaced meanwhile: skipped, as tar does
+        throw e;
+      }
+    }
     if (type === 'char' || type === 'block') {
       h.devmajor = Math.floor(st.rdev / 256) & 0xfff;
       h.devminor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);

@@ -1,7 +1,7 @@
 // Tar writer: push headers and file data into a Readable, with backpressure.
 import { Readable } from 'node:stream';
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 
 const SMALL = 1 << 20;
 import { encodeHeader, padding, END_OF_ARCHIVE, type TarHeader } from './header.js';
@@ -10,6 +10,8 @@ export interface TarSourceEntry {
   header: TarHeader;
   /** For regular files: a path to read the data from, or the bytes themselves. */
   file?: string;
+  /** the file's identity when it was lstat-ed: the open must find the same file, never a symlink swapped in since */
+  expect?: { dev: number; ino: number };
   data?: Buffer;
   /** Or a stream of exactly header.size bytes (opened when the entry is written). */
   stream?: () => AsyncIterable<Buffer>;
@@ -30,7 +32,7 @@ async function* readAhead(entries: AsyncIterable<TarSourceEntry> | Iterable<TarS
       if (r.done) { done = true; break; }
       const e = r.value;
       const small = e.file && !e.stream && !e.data && e.header.type === 'file' && e.header.size > 0 && e.header.size <= SMALL;
-      const pending = small ? readFile(e.file!) : undefined;
+      const pending = small ? openChecked(e).then(async (fh) => { try { return await fh.readFile(); } finally { await fh.close(); } }) : undefined;
       pending?.catch(() => undefined); // handled when its turn comes
       queue.push({ e, pending });
     }
@@ -38,6 +40,26 @@ async function* readAhead(entries: AsyncIterable<TarSourceEntry> | Iterable<TarS
     if (!next) return;
     yield next;
   }
+}
+
+/**
+ * Open an entry's file without following a symlink in its last component, and check it is the
+ * file that was lstat-ed (a live container may swap it for a link to a host file meanwhile).
+ */
+async function openChecked(e: TarSourceEntry) {
+  let fh;
+  try {
+    fh = await open(e.file!, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ELOOP') throw new Error(`${e.header.name} was replaced by a symlink while it was archived`);
+    throw err;
+  }
+  const st = await fh.stat();
+  if (!st.isFile() || (e.expect && (st.dev !== e.expect.dev || st.ino !== e.expect.ino))) {
+    await fh.close();
+    throw new Error(`${e.header.name} was replaced while it was archived`);
+  }
+  return fh;
 }
 
 /** Turn an (async) sequence of entries into a tar byte stream. */
@@ -62,7 +84,7 @@ export function writeTar(entries: AsyncIterable<TarSourceEntry> | Iterable<TarSo
         n = e.data.length;
         yield e.data;
       } else if (e.file || e.stream) {
-        const src = e.stream ? e.stream() : createReadStream(e.file!, { highWaterMark: 1 << 20 });
+        const src = e.stream ? e.stream() : (await openChecked(e)).createReadStream({ highWaterMark: 1 << 20 });
         for await (const chunk of src) {
           const b = chunk as Buffer;
           const take = Math.min(b.length, e.header.size - n);

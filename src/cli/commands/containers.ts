@@ -19,7 +19,7 @@ import { conflict, invalidArgument, ShaleError } from '../../errors.js';
 import type { ContainerConfig, ImageConfig } from '../../oci/index.js';
 import {
   ContainerStore, VolumeStore, createContainer, execInContainer, killContainer, mountRootfs, reconcile, removeContainer, runtimeFor,
-  shortCid, startAttached, startDetached, stopContainer, waitStopped, type Container, type CreateOptions,
+  shortCid, startAttached, startDetached, stopContainer, waitStopped, whilePaused, type Container, type CreateOptions,
 } from '../../containers/index.js';
 import { containerArgs } from '../../containers/spec.js';
 import { logPath, recordedExit } from '../../containers/supervise.js';
@@ -271,7 +271,8 @@ async function commitContainer(engine: Engine, ref: string, repo: string | undef
   const keys: (keyof ContainerConfig)[] = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'Healthcheck', 'Shell', 'OnBuild'];
   for (const k of keys) if (c.config[k] !== undefined && c.config[k] !== '') (cfg as Record<string, unknown>)[k] = c.config[k];
   applyChanges(cfg, o.change ?? []);
-  const layer = await ingestTar(engine.content, sn.diffTar(c.id));
+  // a running container is frozen while its writable layer is read, as docker's commit does
+  const layer = await whilePaused(engine, c.id, () => ingestTar(engine.content, sn.diffTar(c.id)));
   const layers = engine.images.layers(c.imageId).map(({ chainId: _c, ...l }) => l);
   const now = new Date().toISOString();
   const config: ImageConfig = {
@@ -604,7 +605,7 @@ function defineContainerCommands(p: Command, group: boolean): void {
     .option('-a, --author <author>', 'Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
     .option('-c, --change <instruction>', 'Apply Dockerfile instruction to the created image', collect, [])
     .option('-m, --message <message>', 'Commit message')
-    .option('-p, --pause', 'Pause container during commit (accepted; shale does not pause)')
+    .option('-p, --pause', 'Pause container during commit (always: a running container is frozen while it is read)')
     .action(async (ref: string, repo: string | undefined, o: { change: string[]; message?: string; author?: string }) => {
       out(`${await commitContainer(getEngine(), ref, repo, o)}\n`);
     });
