@@ -13,6 +13,7 @@ import { clampMtimes } from '../archive/index.js';
 import { hostArch, type ImageConfig } from '../oci/index.js';
 import { createContainer, removeContainer, startAttached } from '../containers/index.js';
 import { getSnapshotter } from '../engine/rootfs.js';
+import { BUILD_OWNER_LABEL, processIdentity } from '../engine/owner.js';
 
 const sink = (): Writable => new W({ write: (_c, _e, cb) => cb() });
 
@@ -28,7 +29,8 @@ export const runStep: RunStep = async (req) => {
   const existed = engine.images.get(sha256(JSON.stringify(cfg)));
   const tmp = engine.images.createImage(cfg, req.layers, []);
   try {
-    const c = await createContainer(engine, { image: tmp.id, name: `shale-build-${randomBytes(6).toString('hex')}`, network: req.network });
+    // the owner label lets `system check` tell a killed build's container from a live one
+    const c = await createContainer(engine, { image: tmp.id, name: `shale-build-${randomBytes(6).toString('hex')}`, network: req.network, labels: [`${BUILD_OWNER_LABEL}=${processIdentity(process.pid)}`] });
     try {
       const out = req.output ?? sink();
       const code = await startAttached(engine, c, { stdout: out, stderr: out, forwardSignals: true });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Engine } from './index.js';
 import { ContainerStore, shortCid, ZERO_TIME } from '../containers/store.js';
 import { getSnapshotter, imageSnapshotKeys } from './rootfs.js';
+import { BUILD_OWNER_LABEL, isAlive } from './owner.js';
 
 /** Name or short ID of a container that uses the image, if any. */
 export function containerUsingImage(engine: Engine, imageId: string): string | undefined {
@@ -35,6 +36,16 @@ export async function gcSnapshots(engine: Engine): Promise<void> {
     }
     if (!removed) break;
   }
+}
+
+/** A killed build's RUN container (stopped and removed) and its untagged intermediate image. */
+async function removeBuildLeftover(engine: Engine, id: string, imageId: string): Promise<void> {
+  const { removeContainer } = await import('../containers/index.js');
+  await removeContainer(engine, id, { force: true, volumes: true });
+  const img = engine.images.get(imageId);
+  if (!img || engine.images.tagsOf(imageId).length || new ContainerStore(engine).usingImage(imageId).length) return;
+  const cfg = engine.images.config(imageId);
+  if (cfg.history?.length === 1 && cfg.history[0].created_by === 'shale build intermediate') engine.images.remove(imageId, { force: true });
 }
 
 /** inspect for non-image objects (containers, volumes). */
@@ -72,6 +83,11 @@ export async function checkContainers(engine: Engine, repair = false): Promise<{
       } else problems.push(`container ${shortCid(c.id)} (${c.name}): its writable layer is missing`);
     }
     if (!engine.images.get(c.imageId)) problems.push(`container ${shortCid(c.id)} (${c.name}): its image ${c.imageId} is missing`);
+    const owner = c.config.Labels?.[BUILD_OWNER_LABEL];
+    if (owner && !isAlive(owner)) {
+      info.push(`container ${shortCid(c.id)} (${c.name}) was left by a killed build${repair ? ': removed, with its intermediate image' : '; `system check --repair` removes it and its intermediate image'}`);
+      if (repair) await removeBuildLeftover(engine, c.id, c.imageId);
+    }
   }
   const ids = new Set(store.list().map((c) => c.id));
   for (const s of await sn.list()) {
