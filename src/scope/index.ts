@@ -195,8 +195,20 @@ export class Scope {
         }
         stack.push({ name: c, fd });
       }
-      // the path named the root itself
-      return new Found('/', rootFd, '', fstatSync(rootFd));
+      if (stack.length === 0) return new Found('/', rootFd, '', fstatSync(rootFd)); // the path named the root itself
+      // the walk ended on a directory already held ("a/b/..", or a link to "."): hand out its parent and name
+      const s = stack.pop()!;
+      if (s.fd >= 0) closeSync(s.fd);
+      const parentFd = top();
+      const inner = innerOf(s.name);
+      let st: Stats | undefined;
+      if (parentFd >= 0) {
+        try { st = lstatSync(at(parentFd, s.name)); } catch (e) { if (errno(e) !== 'ENOENT') throw e; }
+      }
+      if (stack.length) stack.pop();
+      closeAll();
+      if (parentFd !== rootFd) closeSync(rootFd);
+      return new Found(inner, parentFd, s.name, st);
     } catch (e) {
       closeAll();
       try { closeSync(rootFd); } catch { /* handed out already */ }

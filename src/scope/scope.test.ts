@@ -28,6 +28,7 @@ symlinkSync(canary, join(root, 'abs'));
 symlinkSync('/', join(root, 'slash'));
 symlinkSync('loop', join(root, 'loop'));
 symlinkSync('deep/a/b', join(root, 'chain1'));
+symlinkSync('.', join(root, 'deep/a/self'));
 symlinkSync('chain1/../../..', join(root, 'chain2'));
 // the finding: a missing component, then ".." through a symlink target, then the rest
 symlinkSync('missing/../../canary', join(root, 'popper'));
@@ -50,6 +51,10 @@ const cases: { path: string; follow?: boolean; inner: string; exists: boolean }[
   { path: '/chain2/etc/passwd', inner: '/etc/passwd', exists: true },
   { path: '/chain1', inner: '/deep/a/b', exists: true },
   { path: '/', inner: '/', exists: true },
+  { path: '/deep/a/b/..', inner: '/deep/a', exists: true },
+  { path: '/deep/a/self', inner: '/deep/a', exists: true },
+  { path: '/deep/a/self/b/../..', inner: '/deep', exists: true },
+  { path: '/nope/x/..', inner: '/nope', exists: false },
 ];
 
 for (const c of cases) {
