@@ -2,6 +2,7 @@
 // Detects the format from magic bytes so any layer blob can be opened the same way.
 import { createGzip, createGunzip, constants } from 'node:zlib';
 import { spawn } from 'node:child_process';
+import { statfs } from 'node:fs/promises';
 import { Duplex, PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { failedPrecondition, invalidArgument } from '../errors.js';
 
@@ -60,28 +61,81 @@ export function decompressor(c: Compression): Duplex {
   return new PassThrough();
 }
 
-/** Counts bytes; used to measure compressed input against expanded output. */
-export class Counter extends Transform {
-  bytes = 0;
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    cb(null, chunk);
-  }
+const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };
+
+/** A byte count as written in an environment variable: 1234, 512M, 64G, 1.5TiB (binary units). */
+export function parseByteSize(value: string, name: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgtp])(?:i?b)?|b)?\s*$/i.exec(value);
+  const n = m ? Math.floor(Number(m[1]) * UNITS[(m[2] ?? '').toLowerCase()]) : NaN;
+  if (!Number.isSafeInteger(n)) throw invalidArgument(`${name}=${value} is not a size in bytes`, 'use a number of bytes, optionally with K, M, G or T (e.g. 64G)');
+  return n;
 }
 
-/** Refuses decompression bombs: past `floor` bytes, output may be at most `ratio` times the input. */
-export class ExpansionGuard extends Transform {
+function sizeFromEnv(name: string, fallback: number): number {
+  const v = process.env[name];
+  return v === undefined || v.trim() === '' ? fallback : parseByteSize(v, name);
+}
+
+/** Largest uncompressed layer accepted: SHALE_MAX_LAYER_SIZE, 64 GiB unless set. */
+export const maxLayerSize = (): number => sizeFromEnv('SHALE_MAX_LAYER_SIZE', 64 * 2 ** 30);
+/** Free space a layer being written must leave on its filesystem: SHALE_MIN_FREE_SPACE, 256 MiB unless set. */
+export const minFreeSpace = (): number => sizeFromEnv('SHALE_MIN_FREE_SPACE', 256 * 2 ** 20);
+
+/** How often (in uncompressed bytes) the free space is looked at while a layer streams. */
+const SPACE_CHECK_EVERY = 16 << 20;
+
+export function humanBytes(n: number): string {
+  for (const [u, f] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (n >= f) return `${+(n / f).toFixed(1)} ${u}`;
+  }
+  return `${n} B`;
+}
+
+export interface LayerLimits {
+  /** refuse a layer whose uncompressed tar is larger (default: maxLayerSize()) */
+  maxSize?: number;
+  /** a path on the filesystem the layer is written to: refuse before it has less than minFree left */
+  freeSpaceAt?: string;
+  /** default: minFreeSpace() */
+  minFree?: number;
+}
+
+/**
+ * Limits on an uncompressed layer stream. An absolute cap on its size (a decompression bomb
+ * expands without end; a genuine layer of zeros compresses 1000:1 and is still a layer, so the
+ * ratio is no test), and, when told where the layer lands, a look at that filesystem's free
+ * space every 16 MiB, so a layer that would not fit is refused before the disk is full.
+ */
+export class LayerGuard extends Transform {
   out = 0;
-  constructor(private input: Counter, private ratio = 500, private floor = 64 << 20) {
+  private readonly maxSize: number;
+  private readonly minFree: number;
+  private nextCheck = SPACE_CHECK_EVERY;
+  constructor(private readonly limits: LayerLimits = {}) {
     super();
+    this.maxSize = limits.maxSize ?? maxLayerSize();
+    this.minFree = limits.freeSpaceAt ? limits.minFree ?? minFreeSpace() : 0;
   }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.out += chunk.length;
-    if (this.out > this.floor && this.out > this.ratio * Math.max(1, this.input.bytes)) {
-      cb(invalidArgument(`layer expands more than ${this.ratio}:1 (${this.out} bytes from ${this.input.bytes} compressed): refusing a likely decompression bomb`, 'a real layer does not compress this well; check where it came from'));
+    if (this.out > this.maxSize) {
+      cb(invalidArgument(`layer is larger than the limit of ${humanBytes(this.maxSize)} uncompressed (SHALE_MAX_LAYER_SIZE)`, 'a decompression bomb looks like this; if the layer is genuine, raise SHALE_MAX_LAYER_SIZE'));
       return;
     }
-    cb(null, chunk);
+    const at = this.limits.freeSpaceAt;
+    if (!at || this.out < this.nextCheck) {
+      cb(null, chunk);
+      return;
+    }
+    this.nextCheck = this.out + SPACE_CHECK_EVERY;
+    statfs(at).then(
+      (s) => {
+        const free = s.bavail * s.bsize;
+        if (free < this.minFree) cb(failedPrecondition(`not enough disk space for the layer: ${humanBytes(free)} free on ${at} after ${humanBytes(this.out)} of it, and ${humanBytes(this.minFree)} must stay free (SHALE_MIN_FREE_SPACE)`, 'free some space (e.g. `shale image prune`) and try again'));
+        else cb(null, chunk);
+      },
+      (e: Error) => cb(e),
+    );
   }
 }
 
@@ -112,22 +166,24 @@ export async function peek(source: Readable, n = 8): Promise<{ head: Buffer; str
   return { head: head.subarray(0, n), stream: Readable.from(rest(), { objectMode: false }) };
 }
 
-/** Open a (maybe compressed) layer stream as its uncompressed tar, guarding against bombs. */
-export async function openUncompressed(source: Readable): Promise<{ compression: Compression; tar: Readable }> {
+/**
+ * Open a (maybe compressed) layer stream as its uncompressed tar, within `limits` (LayerGuard).
+ * Every error of the chain reaches the returned stream, and destroying that stream (a reader
+ * that gives up) releases the whole chain.
+ */
+export async function openUncompressed(source: Readable, limits: LayerLimits = {}): Promise<{ compression: Compression; tar: Readable }> {
+  const guard = new LayerGuard(limits); // first: a bad SHALE_MAX_LAYER_SIZE throws before anything is read
   const { head, stream } = await peek(source);
   const c = detect(head);
-  if (c === 'none') return { compression: c, tar: stream };
-  const counter = new Counter();
-  const guard = new ExpansionGuard(counter);
-  const d = decompressor(c);
-  const out = stream.pipe(counter).pipe(d).pipe(guard);
+  const d = c === 'none' ? undefined : decompressor(c);
+  const upstream = d ? [stream, d] : [stream];
+  const out = (d ? stream.pipe(d) : stream).pipe(guard);
   const fail = (e: Error) => out.destroy(e);
   stream.on('error', fail);
-  counter.on('error', fail);
-  d.on('error', (e: Error & { code?: string }) => fail(e.code === 'Z_BUF_ERROR' || /unexpected end/i.test(e.message) ? invalidArgument(`compressed layer is truncated: ${e.message}`, 'the file or download was cut short') : e));
+  d?.on('error', (e: Error & { code?: string }) => fail(e.code === 'Z_BUF_ERROR' || /unexpected end/i.test(e.message) ? invalidArgument(`compressed layer is truncated: ${e.message}`, 'the file or download was cut short') : e));
   // pipe() does not pass destruction upstream: when the reader gives up, release the whole chain
   out.on('close', () => {
-    for (const s of [stream, counter, d]) if (!s.destroyed) s.destroy();
+    for (const s of upstream) if (!s.destroyed) s.destroy();
   });
   return { compression: c, tar: out };
 }

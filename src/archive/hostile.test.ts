@@ -19,7 +19,7 @@ const OK = path.join(process.cwd(), 'src/archive/testdata/ok');
 const MODES = ['apply', 'overlay'] as const;
 
 interface Check { path: string; type?: 'file' | 'dir' | 'symlink'; content?: string; noXattr?: string }
-interface Case { file: string; tries: string; error: string | null; checks: Check[]; absent: string[] }
+interface Case { file: string; tries: string; error: string | null; checks: Check[]; absent: string[]; maxLayerSize?: number }
 
 const cases: Case[] = JSON.parse(readFileSync(path.join(HOSTILE, 'manifest.json'), 'utf8'));
 const okCases: { file: string; compression: string }[] = JSON.parse(readFileSync(path.join(OK, 'manifest.json'), 'utf8'));
@@ -74,8 +74,8 @@ function digest(lines: string[]): string {
   return createHash('sha256').update(lines.join('\n')).digest('hex');
 }
 
-async function applyFile(file: string, target: string, whiteouts: 'apply' | 'overlay', warnings: string[] = []): Promise<ApplyResult & { compression: string }> {
-  const { compression, tar } = await openUncompressed(createReadStream(file));
+async function applyFile(file: string, target: string, whiteouts: 'apply' | 'overlay', warnings: string[] = [], maxSize?: number): Promise<ApplyResult & { compression: string }> {
+  const { compression, tar } = await openUncompressed(createReadStream(file), { maxSize });
   const r = await applyLayer(target, tar, { whiteouts, onWarning: (w) => warnings.push(w) });
   return { ...r, compression };
 }
@@ -101,7 +101,7 @@ for (const c of cases) {
       test(`${c.error ? 'refused' : 'applies, confined'} [${mode}]: ${c.tries}`, async () => {
         const { dir, target } = await sandbox();
         const beforeFp = await fingerprint(dir, 'target');
-        const run = applyFile(path.join(HOSTILE, c.file), target, mode);
+        const run = applyFile(path.join(HOSTILE, c.file), target, mode, [], c.maxLayerSize);
         if (c.error) {
           await assert.rejects(run, (e: unknown) => {
             assert.ok(e instanceof ShaleError, `expected a ShaleError, got ${e instanceof Error ? e.stack : String(e)}`);

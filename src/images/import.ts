@@ -18,7 +18,7 @@ export interface ImportOptions {
 export async function importTarball(engine: Engine, source: Readable, opts: ImportOptions = {}): Promise<ImageRecord> {
   const release = engine.images.lease(['*']);
   try {
-    const { tar } = await openUncompressed(source);
+    const { tar } = await openUncompressed(source, { freeSpaceAt: engine.content.ingestDir });
     const layer = await ingestTar(engine.content, tar);
     const created = new Date().toISOString();
     const config: ImageConfig = {

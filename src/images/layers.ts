@@ -1,7 +1,7 @@
 // Turning tar streams into stored layers. One pass over the bytes computes everything a
 // layer record needs: the blob digest (as stored), the diff_id (uncompressed) and docker's
 // layer size (the bytes of the files in the diff), while the blob streams into the store.
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, pipeline, Readable } from 'node:stream';
 import { HashingStream, type Digest } from '../digest/index.js';
 import type { ContentStore, Expected } from '../content/index.js';
 import { compressionOfMediaType, compressor, decompressor, detect, ociLayerMediaType, openUncompressed, peek, readTar, type Compression } from '../archive/index.js';
@@ -50,7 +50,14 @@ async function fanOut<T extends unknown[]>(source: Readable, consumers: { [K in 
     source.destroy(e);
   };
   source.on('error', fail);
-  for (const b of branches) source.pipe(b);
+  for (const b of branches) {
+    // fanOut reports a failure itself (the first error, below), so it listens on every branch:
+    // a branch whose consumer is done reading (the content store, waiting for the tar scan
+    // before it commits) has no listener left but pipe()'s, which re-throws an 'error' nobody
+    // else listens to, and that crashed `shale load` of a malformed layer with a stack trace
+    b.on('error', () => { /* reported as `first` */ });
+    source.pipe(b);
+  }
   const settled = await Promise.allSettled(consumers.map((c, i) => c(branches[i]).catch((e: Error) => { fail(e); throw e; })));
   if (first) throw first.error;
   return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as T;
@@ -77,9 +84,10 @@ export async function ingestTar(content: ContentStore, tar: Readable, compressio
   const [size, blob] = await fanOut<[number, { digest: Digest; size: number }]>(src, [
     (r) => (scanned = scanLayerSize(r)),
     (r) => {
-      const c = compressor(compression);
-      r.on('error', (e) => c.destroy(e));
-      return content.ingest(r.pipe(c), {}, 'layer', { beforeCommit: async () => { await scanned; } });
+      // pipeline, not pipe + 'error' forwarding: the branch fails (fanOut) after the store has
+      // read all of the compressor's output, when nothing listens on the compressor any more
+      const c = pipeline(r, compressor(compression), () => { /* reaches content.ingest through the compressor, fanOut through r */ });
+      return content.ingest(c, {}, 'layer', { beforeCommit: async () => { await scanned; } });
     },
   ]);
   return { blob: blob.digest, diffId: diff.digest(), mediaType: ociLayerMediaType(compression), blobSize: blob.size, size, tarSize: diff.size };
@@ -103,9 +111,11 @@ export async function ingestBlob(content: ContentStore, stream: Readable, expect
       },
     }),
     (r) => (scanned = (async () => {
-      if (!diff) return scanLayerSize(r);
-      const { tar } = await openUncompressed(r);
+      // within the size limit, and refused before the store's disk fills up
+      const { tar } = await openUncompressed(r, { freeSpaceAt: content.ingestDir });
+      if (!diff) return scanLayerSize(tar);
       tar.on('error', (e) => diff.destroy(e));
+      diff.on('close', () => tar.destroy());
       return scanLayerSize(tar.pipe(diff));
     })()),
   ]);

@@ -96,9 +96,13 @@ def pad(data):
 END = b'\0' * 1024
 
 
-def case(file, tries, error=None, checks=None, absent=None, data=None):
-    """error: substring of the ShaleError message; None: must apply, outside untouched."""
-    CASES.append({'file': file, 'tries': tries, 'error': error, 'checks': checks or [], 'absent': absent or []})
+def case(file, tries, error=None, checks=None, absent=None, data=None, max_layer_size=None):
+    """error: substring of the ShaleError message; None: must apply, outside untouched.
+    max_layer_size: read with that limit on the uncompressed size (SHALE_MAX_LAYER_SIZE)."""
+    row = {'file': file, 'tries': tries, 'error': error, 'checks': checks or [], 'absent': absent or []}
+    if max_layer_size is not None:
+        row['maxLayerSize'] = max_layer_size
+    CASES.append(row)
     with open(os.path.join(HOSTILE, file), 'wb') as fh:
         fh.write(data)
 
@@ -197,6 +201,12 @@ def hostile():
     base256[124:136] = b'\x80' + b'\xff' * 11  # GNU base-256: 2^88-1 bytes
     case('huge-size-base256.tar', 'size field in GNU base-256 encoding: 2^88-1 bytes', 'impossible size',
          data=fix_checksum(base256) + END)
+    negative = bytearray(header(ti('negative', size=0)))
+    negative[124:136] = b'\xff' * 12  # GNU base-256, two's complement: -1
+    case('negative-size-base256.tar', 'size field in GNU base-256 encoding with the sign bit set: -1 bytes', 'negative size',
+         data=fix_checksum(negative) + END)
+    case('pax-negative-size.tar', 'pax size=-1 overriding the header size', 'not a valid number',
+         data=tar_bytes([f('neg', b'', pax={'size': '-1'})]))
     bad = bytearray(header(ti('badsum', size=6)))
     bad[148:156] = b'%06o\0 ' % ((sum(bad[:148]) + sum(bad[156:]) + 8 * 32 + 1) & 0o777777)
     case('bad-checksum.tar', 'header checksum off by one', 'checksum mismatch',
@@ -217,6 +227,17 @@ def hostile():
     case('gnu-sparse-pax.tar', 'GNU sparse 1.0 in pax form (GNU.sparse.* keys): map + data would be taken as the file', 'GNU sparse',
          data=tar_bytes([f('GNUSparseFile.0/file', b'1\n0\n4\n'.ljust(512, b'\0') + b'data',
                            pax={'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.name': 'file', 'GNU.sparse.realsize': '4096'})]))
+    seven_gib = 7 << 30
+    sparse7 = bytearray(header(ti('sparse7g', size=512), format=tarfile.GNU_FORMAT))
+    sparse7[156:157] = b'S'
+    sparse7[386:398] = b'%011o\0' % (seven_gib - 512)  # sparse map: 512 bytes of data at 7 GiB - 512
+    sparse7[398:410] = b'%011o\0' % 512
+    sparse7[483:495] = b'%011o\0' % seven_gib  # realsize
+    case('gnu-sparse-7g.tar', 'old GNU sparse entry (typeflag S) whose map and real size claim 7 GiB', 'unsupported type flag "S"',
+         data=fix_checksum(sparse7) + pad(b'x' * 512) + END)
+    case('gnu-sparse-pax-7g.tar', 'GNU sparse 1.0 in pax form whose map claims a 7 GiB file', 'GNU sparse',
+         data=tar_bytes([f('GNUSparseFile.0/big', (b'1\n%d\n512\n' % (seven_gib - 512)).ljust(512, b'\0') + b'x' * 512,
+                           pax={'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.name': 'big', 'GNU.sparse.realsize': str(seven_gib)})]))
     case('not-a-tar.tar', '1 KiB of text', 'checksum',
          data=(b'this is not a tar archive\n' * 40)[:1024])
     case('empty.tar', 'zero bytes', 'empty', data=b'')
@@ -235,7 +256,9 @@ def hostile():
         assert total % 512 == 0
         g.write(END)
     assert len(bomb.getvalue()) < 300 * 1024, len(bomb.getvalue())
-    case('gzip-bomb.tar.gz', 'gzip of a tar holding 200 MB of zeros (~1000:1)', 'decompression bomb', data=bomb.getvalue())
+    # a ratio test would also refuse genuine layers of zeros (docker takes them): the limit is on size
+    case('gzip-bomb.tar.gz', 'gzip of a tar holding 200 MB of zeros (~1000:1), read with a 64 MiB limit on uncompressed size',
+         'larger than the limit', data=bomb.getvalue(), max_layer_size=64 << 20)
     rnd = random.Random(1)
     payload = tar_bytes([f('noise', rnd.randbytes(64 * 1024))])
     z = gz(payload)
@@ -309,6 +332,9 @@ def readme():
         'An expected error is a substring of the `ShaleError` message; "(applies)" means the layer is',
         'legal and must apply, but without touching anything outside the target. The same data is in',
         '`manifest.json` (the test reads that). `../ok/` holds valid layers (plain, gzip, zstd).',
+        'A case with `maxLayerSize` in manifest.json is read with that limit on the uncompressed size',
+        '(what `SHALE_MAX_LAYER_SIZE` sets; 64 GiB by default). `src/images/load-malformed.test.ts` also',
+        'loads the tars that break the tar format itself, each as the layer of a docker-archive.',
         '',
         '| file | what it tries | expected error substring |',
         '| --- | --- | --- |',
