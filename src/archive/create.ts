@@ -35,6 +35,11 @@ export function typeOf(st: Stats): EntryType | undefined {
   return undefined; // sockets are not archived, as tar does
 }
 
+/** major and minor of a device number as tar headers carry them (Linux's encoding of dev_t). */
+export function devNumbers(rdev: number): { devmajor: number; devminor: number } {
+  return { devmajor: Math.floor(rdev / 256) & 0xfff, devminor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00) };
+}
+
 class EntryMaker {
   private links = new Map<string, string>();
   private xattrs?: Map<string, Map<string, Buffer>>;
@@ -71,10 +76,7 @@ class EntryMaker {
       return { header: h, file: e.path, expect: { dev: st.dev, ino: st.ino } };
     }
     if (type === 'symlink') h.linkname = await readlink(e.path);
-    if (type === 'char' || type === 'block') {
-      h.devmajor = Math.floor(st.rdev / 256) & 0xfff;
-      h.devminor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
-    }
+    if (type === 'char' || type === 'block') Object.assign(h, devNumbers(st.rdev));
     return { header: h };
   }
 }

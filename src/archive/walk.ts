@@ -11,7 +11,7 @@ export interface WalkEntry {
 }
 
 /** Names in byte order (what tar and docker sort by), each encoded once. */
-function sortBytes(names: string[]): string[] {
+export function sortBytes(names: string[]): string[] {
   return names.map((n) => ({ n, b: Buffer.from(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map((x) => x.n);
 }
 

@@ -11,6 +11,7 @@ import { readTar } from '../archive/tar/reader.js';
 import { writeTar, type TarSourceEntry } from '../archive/tar/writer.js';
 import type { TarHeader } from '../archive/tar/header.js';
 import { walk } from '../archive/walk.js';
+import { devNumbers, typeOf } from '../archive/create.js';
 import { xattrsOfTree } from '../sys/index.js';
 import type { Engine } from '../engine/index.js';
 import { errno, invalidArgument, notFound } from '../errors.js';
@@ -73,9 +74,8 @@ async function* fromTar(tar: Readable): AsyncGenerator<ExtractEntry> {
 /** A host file or tree (the user's own) as entries named under `top` ('' = its contents only). */
 async function* hostEntries(src: string, st: Stats, top: string): AsyncGenerator<ExtractEntry> {
   const head = (name: string, s: Stats, linkname?: string): TarHeader => ({
-    name, type: s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'symlink' : s.isFIFO() ? 'fifo' : s.isCharacterDevice() ? 'char' : s.isBlockDevice() ? 'block' : 'file',
-    mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.isFile() ? s.size : 0, mtime: Math.floor(s.mtimeMs / 1000), linkname,
-    devmajor: Math.floor(s.rdev / 256) & 0xfff, devminor: (s.rdev & 0xff) | ((s.rdev >> 12) & 0xfff00),
+    name, type: typeOf(s) ?? 'file', mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.isFile() ? s.size : 0, mtime: Math.floor(s.mtimeMs / 1000), linkname,
+    ...devNumbers(s.rdev),
   });
   const entry = (name: string, path: string, s: Stats): ExtractEntry | undefined => {
     if (s.isSocket()) return undefined;

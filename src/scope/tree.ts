@@ -12,23 +12,11 @@ import { closeSync, constants as C, createReadStream, fchmodSync, fstatSync, fch
 import { posix } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { TarSourceEntry } from '../archive/tar/writer.js';
-import type { EntryType, TarHeader } from '../archive/tar/header.js';
+import type { TarHeader } from '../archive/tar/header.js';
+import { devNumbers, typeOf } from '../archive/create.js';
+import { sortBytes } from '../archive/walk.js';
 import { errno, invalidArgument, permissionDenied, ShaleError } from '../errors.js';
 import { at, DIR_FLAGS, openFileAt, reopenDir, type Scope } from './index.js';
-
-function typeOf(st: Stats): EntryType | undefined {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isCharacterDevice()) return 'char';
-  if (st.isBlockDevice()) return 'block';
-  if (st.isFIFO()) return 'fifo';
-  return undefined; // sockets are not archived, as tar does
-}
-
-function sortBytes(names: string[]): string[] {
-  return names.map((n) => ({ n, b: Buffer.from(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map((x) => x.n);
-}
 
 export interface ReadTreeOptions {
   /** xattrs by name relative to the tree's top ('' = the top), e.g. from getfattr */
@@ -89,10 +77,7 @@ export async function* readTree(dirFd: number, name: string, prefix: string, opt
         throw e;
       }
     }
-    if (type === 'char' || type === 'block') {
-      h.devmajor = Math.floor(st.rdev / 256) & 0xfff;
-      h.devminor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
-    }
+    if (type === 'char' || type === 'block') Object.assign(h, devNumbers(st.rdev));
     yield { header: h };
   }
   yield* one(dirFd, name, top, prefix, '');
