@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { closeSync, constants, fchmodSync, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { compressionOfMediaType, decompressor } from '../archive/index.js';
+import { openUncompressed } from '../archive/index.js';
 import { hex } from '../digest/index.js';
 import { DIR_FLAGS, Scope } from '../scope/index.js';
 import { ShaleError } from '../errors.js';
@@ -65,10 +65,9 @@ export async function unpackImage(engine: Engine, imageId: string): Promise<stri
       await ignoreRace(async () => {
         await sn.prepare(key, parent, { 'shale.chain': l.chainId });
         try {
-          const blob = engine.content.open(l.blob);
-          const dec = decompressor(compressionOfMediaType(l.mediaType));
-          blob.on('error', (e) => dec.destroy(e));
-          await sn.applyTar(key, blob.pipe(dec));
+          // the same limits as load: a size cap, and free space checked where the layer is unpacked
+          const { tar } = await openUncompressed(engine.content.open(l.blob), { freeSpaceAt: engine.root });
+          await sn.applyTar(key, tar);
           await sn.commit(l.chainId, key);
         } catch (e) {
           await sn.remove(key).catch(() => undefined);
