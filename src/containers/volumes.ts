@@ -3,12 +3,13 @@
 // and may be shared. An empty named volume is filled from the image's content at its mount
 // path on first use, as docker does.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tx, type DB } from '../db.js';
-import { alreadyExists, conflict, invalidArgument, notFound } from '../errors.js';
+import { alreadyExists, conflict, errno, invalidArgument, notFound } from '../errors.js';
 import type { Engine } from '../engine/index.js';
 import { dirUsage } from '../snapshots/usage.js';
+import { pidAlive } from '../sys/index.js';
 import { ensureSchema, type Container } from './store.js';
 
 export interface Volume {
@@ -20,6 +21,7 @@ export interface Volume {
 }
 
 interface Row { name: string; driver: string; created: string; labels: string | null; anonymous: number }
+
 
 const fromRow = (r: Row): Volume => ({ name: r.name, driver: r.driver, created: r.created, labels: r.labels ? JSON.parse(r.labels) : {}, anonymous: !!r.anonymous });
 
@@ -61,6 +63,7 @@ export class VolumeStore {
       if (name === undefined) throw alreadyExists(`volume ${n} already exists`);
       return existing;
     }
+    this.sweepTrash();
     mkdirSync(this.dataPath(n), { recursive: true, mode: 0o755 });
     tx(this.db, () => {
       this.db.prepare('INSERT OR IGNORE INTO volumes (name, driver, created, labels, anonymous) VALUES (?, ?, ?, ?, ?)').run(n, driver, new Date().toISOString(), JSON.stringify(opts.labels ?? {}), opts.anonymous ? 1 : 0);
@@ -81,8 +84,42 @@ export class VolumeStore {
     }
     const users = this.users(name, containers);
     if (users.length) throw conflict(`remove ${name}: volume is in use - [${users.map((c) => c.id).join(', ')}]`, 'remove the containers that use it first');
-    tx(this.db, () => this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name));
-    rmSync(this.dir(name), { recursive: true, force: true });
+    // the files go out of reach in the same transaction as the row (a rename, on the same
+    // filesystem), so a kill at any point can never bring the old data back under the name
+    const trash = join(this.trashDir(), `${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    mkdirSync(this.trashDir(), { recursive: true, mode: 0o700 });
+    tx(this.db, () => {
+      this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
+      try {
+        renameSync(this.dir(name), trash);
+      } catch (e) {
+        if (errno(e) !== 'ENOENT') throw e;
+      }
+    });
+    rmSync(trash, { recursive: true, force: true });
+  }
+
+  private trashDir(): string {
+    return join(this.root, '.trash');
+  }
+
+  /** Remove what a killed `volume rm` left in the trash (its process is gone). */
+  sweepTrash(): number {
+    let n = 0;
+    let names: string[];
+    try {
+      names = readdirSync(this.trashDir());
+    } catch {
+      return 0;
+    }
+    for (const t of names) {
+      const pid = Number(/-(\d+)-[0-9a-f]{8}$/.exec(t)?.[1]);
+      if (pid && pid !== process.pid && pidAlive(pid)) continue;
+      if (pid === process.pid) continue;
+      rmSync(join(this.trashDir(), t), { recursive: true, force: true });
+      n++;
+    }
+    return n;
   }
 
   isEmpty(name: string): boolean {

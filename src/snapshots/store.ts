@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { alreadyExists, conflict, errno, failedPrecondition, invalidArgument, notFound, ShaleError } from '../errors.js';
 import type { Change, CleanupReport, DriverName, Kind, Mount, SnapshotInfo, Snapshotter, Usage } from './types.js';
+import { pidAlive } from '../sys/index.js';
 
 export interface Row {
   key: string;
@@ -54,15 +55,6 @@ function newLink(): string {
   return [...randomBytes(12)].map((b) => LINK_ALPHABET[b & 31]).join('');
 }
 
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errno(e) === 'EPERM';
-  }
-}
 
 function checkKey(key: unknown, what = 'snapshot key'): asserts key is string {
   if (typeof key !== 'string' || key === '' || key.includes('\0')) throw invalidArgument(`${what} must be a non-empty string`);

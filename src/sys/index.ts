@@ -7,6 +7,17 @@ import { failedPrecondition, permissionDenied, ShaleError } from '../errors.js';
 
 const run = promisify(execFile);
 
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+export function pidAlive(pid: number | undefined): boolean {
+  if (!Number.isInteger(pid) || (pid as number) <= 0) return false;
+  try {
+    process.kill(pid as number, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function toolMissing(tool: string, pkg: string): ShaleError {
   return failedPrecondition(`${tool} is not installed`, `install the Debian package ${pkg}`);
 }
