@@ -2,6 +2,7 @@
 // (mount the rootfs, resolve mounts and user, write the OCI bundle, hand it to the runtime
 // under a supervisor), stop/kill/wait, exec, remove. The CLI and the shim both use these.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -17,7 +18,7 @@ import { logOptions } from './logs.js';
 import { Scope } from '../scope/index.js';
 import { fillFromRootfs } from './archive.js';
 import { findRuntime, runtimeArgv, signalNumber, type Runtime } from './runtime.js';
-import { buildSpec, type SpecMount } from './spec.js';
+import { buildSpec, capabilities, containerEnv, type SpecMount } from './spec.js';
 import { ContainerStore, newId, newState, shortCid, type CConfig, type Container, type HostConfig, type MountSpec } from './store.js';
 import { startFailureCode, supervise, type Ready } from './supervise.js';
 import { resolveUser } from './user.js';
@@ -144,8 +145,21 @@ export async function createContainer(engine: Engine, o: CreateOptions): Promise
   const vols = new VolumeStore(engine);
   const img = engine.images.tryResolve(o.image);
   if (!img) throw notFound(`Unable to find image '${o.image}' locally`, 'shale does not pull on run: pull, load, import or build it first');
-  const icfg = engine.images.config(img.id).config ?? {};
   const id = newId();
+  // from here until the row is in, the image is leased: rmi refuses it (or with -f only untags it)
+  const release = engine.images.leaseImage(img.id, id);
+  try {
+    // an rmi that won the race deleted it between the resolve and the lease
+    if (!engine.images.get(img.id)) throw notFound(`Unable to find image '${o.image}' locally`, 'it was removed while the container was being created');
+    return await createLeased(engine, o, store, vols, img.id, id);
+  } finally {
+    release();
+  }
+}
+
+async function createLeased(engine: Engine, o: CreateOptions, store: ContainerStore, vols: VolumeStore, imageId: string, id: string): Promise<Container> {
+  const img = { id: imageId };
+  const icfg = engine.images.config(img.id).config ?? {};
   const name = o.name ?? store.randomName();
   const taken = o.name !== undefined ? store.byName(o.name) : undefined;
   if (taken) {
@@ -280,17 +294,30 @@ async function ensureRootfs(engine: Engine, store: ContainerStore, id: string): 
 }
 
 /** The container's rootfs mounted at <dir>/rootfs for host-side work (cp, export); release() unmounts it if the container is not running. */
-export async function mountRootfs(engine: Engine, c: Container): Promise<{ path: string; release: () => Promise<void> }> {
+export async function mountRootfs(engine: Engine, c: Container, op = 'copy'): Promise<{ path: string; release: () => Promise<void> }> {
   const store = new ContainerStore(engine);
-  const { path, already } = await ensureRootfs(engine, store, c.id);
-  if (already) return { path, release: async () => undefined };
-  return {
-    path,
-    release: async () => {
-      const now = store.get(c.id);
-      if (!now?.state.Running) await unmountRootfs(path);
-    },
-  };
+  // exclusive with rm (and other copies) of this container until release(): an rm -f waits for
+  // the copy, so a copy that reports success has really landed in the container
+  const unlock = await store.lock(c.id, op);
+  try {
+    if (!store.get(c.id)) throw notFound(`No such container: ${c.name}`, 'it was removed before the copy could start');
+    const { path, already } = await ensureRootfs(engine, store, c.id);
+    if (already) return { path, release: async () => unlock() };
+    return {
+      path,
+      release: async () => {
+        try {
+          const now = store.get(c.id);
+          if (!now?.state.Running) await unmountRootfs(path);
+        } finally {
+          unlock();
+        }
+      },
+    };
+  } catch (e) {
+    unlock();
+    throw e;
+  }
 }
 
 const HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
@@ -497,6 +524,21 @@ export async function removeContainer(engine: Engine, ref: string, opts: { force
     if (opts.fromShim) return undefined;
     throw notFound(`No such container: ${ref}`);
   }
+  // one removal at a time, and never under a copy in flight: wait for it (docker's rm waits on the container's lock too)
+  const unlock = await store.lock(c.id, 'remove');
+  try {
+    const now = store.get(c.id);
+    if (!now) {
+      if (opts.fromShim) return undefined;
+      throw notFound(`No such container: ${ref}`);
+    }
+    return await removeLocked(engine, store, now, opts);
+  } finally {
+    unlock();
+  }
+}
+
+async function removeLocked(engine: Engine, store: ContainerStore, c: Container, opts: { force?: boolean; volumes?: boolean; fromShim?: boolean }): Promise<Container | undefined> {
   c = await reconcile(engine, c);
   if (c.state.Running) {
     if (!opts.force) throw conflict(`cannot remove container "/${c.name}": container is running: stop the container before removing or force remove`, 'use `shale stop` first, or rm -f');
@@ -541,18 +583,51 @@ export async function execInContainer(engine: Engine, ref: string, o: ExecOption
   const rootfs = join(store.dir(c.id), 'rootfs');
   const user = resolveUser(rootfs, o.user ?? c.config.User);
   const rt = runtimeFor(engine, c);
-  const gids = rt.name.startsWith('runc') ? user.additionalGids.flatMap((g) => ['--additional-gids', String(g)]) : []; // crun has no such flag
-  const args = ['exec', '--user', `${user.uid}:${user.gid}`, ...gids];
+  // the whole process goes to the runtime in a file (--process), never on its command line: an
+  // env value there would be in /proc/<pid>/cmdline, readable by every user of the host
+  const dir = store.dir(c.id);
+  const base = execBase(dir, c);
+  let env = [...base.env];
   for (const e of o.env ?? []) {
-    if (e.includes('=')) args.push('--env', e);
-    else if (process.env[e] !== undefined) args.push('--env', `${e}=${process.env[e]}`);
+    if (e.includes('=')) env = replaceEnv(env, e);
+    else if (process.env[e] !== undefined) env = replaceEnv(env, `${e}=${process.env[e]}`);
+    else env = env.filter((x) => x.split('=')[0] !== e); // docker: a bare unset NAME unsets it
   }
-  if (o.workdir) args.push('--cwd', o.workdir);
+  const proc = {
+    ...base.process,
+    terminal: false,
+    args: o.cmd,
+    env,
+    cwd: o.workdir || (base.process.cwd as string | undefined) || '/',
+    user: { ...(base.process.user as object | undefined), uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : { additionalGids: undefined }) },
+  };
+  delete (proc as Record<string, unknown>).consoleSize;
+  const procFile = join(dir, `exec-${randomBytes(8).toString('hex')}.json`);
+  writeFileSync(procFile, JSON.stringify(proc), { mode: 0o600, flag: 'wx' });
+  const args = ['exec', '--process', procFile];
   if (o.detach) args.push('--detach');
-  args.push(c.id, ...o.cmd);
+  args.push(c.id);
+  try {
+    return await execRun(rt, args, !!o.interactive);
+  } finally {
+    rmSync(procFile, { force: true });
+  }
+}
+
+/** The container's own process spec (what `runtime exec` starts from without --process): its config.json, else rebuilt. */
+function execBase(dir: string, c: Container): { process: Record<string, unknown>; env: string[] } {
+  try {
+    const spec = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { process?: Record<string, unknown> };
+    if (spec.process && Array.isArray(spec.process.env)) return { process: spec.process, env: spec.process.env as string[] };
+  } catch { /* rebuilt below */ }
+  const caps = capabilities(c);
+  return { process: { capabilities: { bounding: caps, effective: caps, permitted: caps }, noNewPrivileges: false, cwd: c.config.WorkingDir || '/' }, env: containerEnv(c) };
+}
+
+function execRun(rt: Runtime, args: string[], interactive: boolean): Promise<number> {
   const argv = runtimeArgv(rt, args);
   return new Promise((res, rej) => {
-    const p = spawn(argv[0], argv.slice(1), { stdio: [o.interactive ? 'inherit' : 'ignore', 'inherit', 'pipe'] });
+    const p = spawn(argv[0], argv.slice(1), { stdio: [interactive ? 'inherit' : 'ignore', 'inherit', 'pipe'] });
     // the command's stderr passes through; the runtime's own failure becomes docker's message and code
     let tail = '';
     p.stderr!.on('data', (d: Buffer) => {

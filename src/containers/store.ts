@@ -2,9 +2,10 @@
 // HostConfig and State as JSON. The CLI, the detached shim and `system check` all read and
 // write these rows; every state change is one transaction.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tx, type DB } from '../db.js';
-import { alreadyExists, invalidArgument, notFound } from '../errors.js';
+import { alreadyExists, conflict, invalidArgument, notFound } from '../errors.js';
 import type { Engine } from '../engine/index.js';
 import type { ContainerConfig } from '../oci/index.js';
 
@@ -19,6 +20,14 @@ CREATE TABLE IF NOT EXISTS containers (
   created TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
+CREATE TABLE IF NOT EXISTS container_locks (
+  container_id TEXT PRIMARY KEY,  -- one holder at a time: a copy in or out, an export, a removal
+  op TEXT NOT NULL,
+  pid INTEGER NOT NULL,           -- the holder; a lock whose process is gone (or was replaced) is stale
+  pid_start TEXT NOT NULL,
+  token TEXT NOT NULL,
+  created TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS volumes (
   name TEXT PRIMARY KEY,
   driver TEXT NOT NULL,
@@ -112,6 +121,18 @@ interface Row { id: string; name: string; image_id: string; config: string; host
 function fromRow(r: Row): Container {
   return { id: r.id, name: r.name, imageId: r.image_id, config: JSON.parse(r.config), hostConfig: JSON.parse(r.host_config), state: JSON.parse(r.state), created: r.created };
 }
+
+/** The start time of a process (field 22 of /proc/<pid>/stat), '' if there is no such process. */
+function procStart(pid: number): string {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return st.slice(st.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+export interface LockHolder { op: string; pid: number }
 
 export function newId(): string {
   return randomBytes(32).toString('hex');
@@ -214,6 +235,38 @@ export class ContainerStore {
     const other = this.byName(name);
     if (other && other.id !== id) throw alreadyExists(`Error when allocating new name: Conflict. The container name "/${name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`);
     tx(this.db, () => this.db.prepare('UPDATE containers SET name = ? WHERE id = ?').run(name, id));
+  }
+
+  /**
+   * Take a container's exclusive lock for `op` (copy, export, remove) if nobody alive holds it.
+   * Node has no flock: the lock is a row, taken in one transaction; a row whose process died
+   * (or whose pid now belongs to another process) is stale and taken over.
+   */
+  tryLock(id: string, op: string): { release: () => void } | { holder: LockHolder } {
+    const token = randomBytes(12).toString('hex');
+    const start = procStart(process.pid);
+    return tx(this.db, () => {
+      const r = this.db.prepare('SELECT op, pid, pid_start FROM container_locks WHERE container_id = ?').get(id) as { op: string; pid: number; pid_start: string } | undefined;
+      if (r && procStart(r.pid) === r.pid_start && r.pid_start !== '') return { holder: { op: r.op, pid: r.pid } };
+      this.db.prepare('INSERT OR REPLACE INTO container_locks (container_id, op, pid, pid_start, token, created) VALUES (?, ?, ?, ?, ?, ?)').run(id, op, process.pid, start, token, new Date().toISOString());
+      return { release: () => { tx(this.db, () => this.db.prepare('DELETE FROM container_locks WHERE container_id = ? AND token = ?').run(id, token)); } };
+    });
+  }
+
+  /** Take the lock, waiting while a live process holds it (docker's rm waits for a copy to finish, as its container mutex does). */
+  async lock(id: string, op: string, opts: { wait?: boolean } = {}): Promise<() => void> {
+    for (;;) {
+      const r = this.tryLock(id, op);
+      if ('release' in r) return r.release;
+      if (opts.wait === false) throw conflict(`container ${shortCid(id)} is busy: ${r.holder.op} in progress (pid ${r.holder.pid})`, 'wait for it to finish');
+      await new Promise((res) => setTimeout(res, 25));
+    }
+  }
+
+  /** Who holds the container's lock, if anyone alive does. */
+  lockHolder(id: string): LockHolder | undefined {
+    const r = this.db.prepare('SELECT op, pid, pid_start FROM container_locks WHERE container_id = ?').get(id) as { op: string; pid: number; pid_start: string } | undefined;
+    return r && r.pid_start !== '' && procStart(r.pid) === r.pid_start ? { op: r.op, pid: r.pid } : undefined;
   }
 
   delete(id: string): void {

@@ -53,11 +53,36 @@ export class ImageStore {
   lease(digests: string[]): () => void {
     const ins = this.db.prepare('INSERT INTO leases (digest, pid, created) VALUES (?, ?, ?)');
     const now = new Date().toISOString();
-    tx(this.db, () => { for (const d of digests) ins.run(d, process.pid, now); });
+    const rows: (number | bigint)[] = [];
+    tx(this.db, () => { for (const d of digests) rows.push(ins.run(d, process.pid, now).lastInsertRowid); });
+    // release only this lease's rows: another lease on the same digest in this process keeps its own
     return () => {
-      const del = this.db.prepare('DELETE FROM leases WHERE digest = ? AND pid = ?');
-      tx(this.db, () => { for (const d of digests) del.run(d, process.pid); });
+      const del = this.db.prepare('DELETE FROM leases WHERE rowid = ?');
+      tx(this.db, () => { for (const r of rows) del.run(r); });
     };
+  }
+
+  /**
+   * Lease an image itself for a container being created (`holder` is its ID): while a live
+   * process holds it, rmi treats the image as in use. Take it, then check the image is still
+   * there (resolve -> lease -> get): rmi's check and delete are one transaction.
+   */
+  leaseImage(id: string, holder: string): () => void {
+    return this.lease([`${id}#${holder}`]);
+  }
+
+  /** The holder of a live image lease on `id`, if any. */
+  imageLeaseHolder(id: string): string | undefined {
+    const rows = this.db.prepare("SELECT digest, pid FROM leases WHERE substr(digest, 1, length(?) + 1) = ? || '#'").all(id, id) as { digest: string; pid: number }[];
+    const live = rows.find((r) => pidAlive(r.pid));
+    return live?.digest.slice(id.length + 1);
+  }
+
+  /** A container that uses the image, straight from the containers table (in the DB when containers exist). */
+  private containerRowUsing(id: string): string | undefined {
+    if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'containers'").get()) return undefined;
+    const r = this.db.prepare('SELECT id FROM containers WHERE image_id = ? LIMIT 1').get(id) as { id: string } | undefined;
+    return r?.id.slice(0, 12);
   }
 
   // ---- layers ----
@@ -227,23 +252,29 @@ export class ImageStore {
     if (!byName && tags.length > 1 && !opts.force) {
       throw conflict(`unable to delete ${shortId(img.id)} (must be forced) - image is referenced in multiple repositories`, 'remove it by name, or use -f');
     }
-    const user = opts.inUse?.(img.id);
-    if (user && !opts.force) {
-      throw conflict(`conflict: unable to remove repository reference "${ref}" (must force) - container ${user} is using its referenced image ${shortId(img.id)}`, 'remove the container first (shale rm), or use -f');
-    }
-    if (user && opts.force) {
-      // docker: with -f the names go, the image stays while a container uses it
-      tx(this.db, () => this.db.prepare('DELETE FROM tags WHERE image_id = ?').run(img.id));
-      res.untagged.push(...tags.map((t) => familiarName(parseReference(t))));
-      return res;
-    }
+    // a container that uses the image, or one being created from it (an image lease): checked
+    // in the same transaction as the delete, so a create cannot slip in between
+    const user = (): string | undefined => opts.inUse?.(img.id) ?? this.containerRowUsing(img.id) ?? this.imageLeaseHolder(img.id)?.slice(0, 12);
+    const inUse = (u: string) => conflict(`conflict: unable to remove repository reference "${ref}" (must force) - container ${u} is using its referenced image ${shortId(img.id)}`, 'remove the container first (shale rm), or use -f');
     const digests = this.repoDigestsOf(img.id);
-    tx(this.db, () => {
+    const kept = tx(this.db, () => {
+      const u = user();
+      if (u && !opts.force) throw inUse(u);
+      if (u) {
+        // docker: with -f the names go, the image stays while a container uses it
+        this.db.prepare('DELETE FROM tags WHERE image_id = ?').run(img.id);
+        return true;
+      }
       this.db.prepare('DELETE FROM tags WHERE image_id = ?').run(img.id);
       this.db.prepare('DELETE FROM repo_digests WHERE image_id = ?').run(img.id);
       this.db.prepare('DELETE FROM image_layers WHERE image_id = ?').run(img.id);
       this.db.prepare('DELETE FROM images WHERE id = ?').run(img.id);
+      return false;
     });
+    if (kept) {
+      res.untagged.push(...tags.map((t) => familiarName(parseReference(t))));
+      return res;
+    }
     res.untagged.push(...tags.map((t) => familiarName(parseReference(t))), ...digests.map((d) => familiarName(parseReference(d))));
     res.deleted.push(img.id);
     return res;
