@@ -55,9 +55,11 @@ export async function checkStore(engine: Engine, opts: { repair?: boolean } = {}
   }
   const stale = await engine.content.cleanIngest(leases.digests.size ? 3600_000 : 0);
   if (stale) info.push(`removed ${stale} stale temporary file(s) from interrupted writes`);
-  const { checkContainers } = await import('./hooks.js');
+  const { checkContainers, checkMounts } = await import('./hooks.js');
   const c = await checkContainers(engine, opts.repair);
   problems.push(...c.problems);
   info.push(...c.info);
+  const mounts = await checkMounts(engine, opts.repair);
+  info.push(...mounts.info);
   return { problems, info, blobs: blobs.length, images: images.length, layers };
 }

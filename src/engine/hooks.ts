@@ -1,7 +1,8 @@
 // Where the image commands meet containers and storage drivers. Kept apart so that the
 // image store does not depend on containers; the containers module fills these in.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pidAlive, unmount } from '../sys/index.js';
 import type { Engine } from './index.js';
 import { ContainerStore, shortCid, ZERO_TIME } from '../containers/store.js';
 import { getSnapshotter, imageSnapshotKeys } from './rootfs.js';
@@ -46,6 +47,58 @@ async function removeBuildLeftover(engine: Engine, id: string, imageId: string):
   if (!img || engine.images.tagsOf(imageId).length || new ContainerStore(engine).usingImage(imageId).length) return;
   const cfg = engine.images.config(imageId);
   if (cfg.history?.length === 1 && cfg.history[0].created_by === 'shale build intermediate') engine.images.remove(imageId, { force: true });
+}
+
+/** Mount points under the data root, deepest first (the mount table escapes blanks as \\ooo). */
+function mountsUnder(root: string): string[] {
+  let text = '';
+  try {
+    text = readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return [];
+  }
+  const out = new Set<string>();
+  for (const l of text.split('\n')) {
+    const t = l.split(' ')[1]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (t && t.startsWith(root + '/')) out.add(t);
+  }
+  return [...out].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * system check: mounts under the root that nothing alive owns — a container's rootfs left
+ * mounted by a killed cp/start, an init-layer or overlay-probe mount of a killed process.
+ * Unknown mounts are reported, never touched.
+ */
+export async function checkMounts(engine: Engine, repair = false): Promise<{ problems: string[]; info: string[] }> {
+  const info: string[] = [];
+  const root = resolve(engine.root);
+  const store = new ContainerStore(engine);
+  for (const m of mountsUnder(root)) {
+    const rel = m.slice(root.length + 1);
+    let leaked: boolean;
+    const ctr = /^containers\/([0-9a-f]{64})\/rootfs$/.exec(rel);
+    const temp = /^(?:.*\/)?(?:\.overlay-probe|tmp-init)-(\d+)-[^/]+(?:\/m)?$/.exec(rel);
+    if (ctr) {
+      const c = store.get(ctr[1]);
+      leaked = !c || (!c.state.Running && !store.lockHolder(c.id));
+      if (c?.state.Running) {
+        const { reconcile } = await import('../containers/index.js');
+        leaked = !(await reconcile(engine, c)).state.Running && !store.lockHolder(c.id);
+      }
+    } else if (temp) leaked = !pidAlive(Number(temp[1]));
+    else {
+      info.push(`${m} is mounted under the data root by something shale does not know; left alone`);
+      continue;
+    }
+    if (!leaked) continue;
+    info.push(`mount ${m} was left by an interrupted command${repair ? ': unmounted' : '; `system check --repair` unmounts it'}`);
+    if (repair) {
+      await unmount(m).catch(() => unmount(m, true));
+      if (temp) rmSync(join(root, rel.replace(/\/m$/, '')), { recursive: true, force: true });
+    }
+  }
+  return { problems: [], info };
 }
 
 /** inspect for non-image objects (containers, volumes). */

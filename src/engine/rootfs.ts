@@ -82,7 +82,7 @@ export async function unpackImage(engine: Engine, imageId: string): Promise<stri
     const key = `extract-init-${randomBytes(8).toString('hex')}`;
     await ignoreRace(async () => {
       const mounts = await sn.prepare(key, parent, { 'shale.init': 'true' });
-      const dir = await mkdtemp(join(engine.root, 'tmp-init-'));
+      const dir = await mkdtemp(join(engine.root, `tmp-init-${process.pid}-`)); // the pid tells system check whether its owner lives
       try {
         await mountAll(mounts, dir);
         try {

@@ -31,7 +31,7 @@ export function checkDriverName(d: string): DriverName {
 /** Can the kernel mount overlayfs with two lower layers on the filesystem of root? */
 export function overlayWorks(root: string): { ok: boolean; why?: string } {
   mkdirSync(root, { recursive: true });
-  const dir = mkdtempSync(join(root, '.overlay-probe-'));
+  const dir = mkdtempSync(join(root, `.overlay-probe-${process.pid}-`)); // the pid tells system check whether its owner lives
   try {
     for (const d of ['l1', 'l2', 'u', 'w', 'm']) mkdirSync(join(dir, d));
     const r = probeMountSync({ type: 'overlay', source: 'overlay', options: [`lowerdir=${join(dir, 'l2')}:${join(dir, 'l1')}`, `upperdir=${join(dir, 'u')}`, `workdir=${join(dir, 'w')}`] }, join(dir, 'm'));
