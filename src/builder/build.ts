@@ -15,6 +15,7 @@ import { hostArch, type ContainerConfig, type History, type ImageConfig } from '
 import { applyConfigInstruction, CONFIG_ONLY, envMap } from './config.js';
 import { Scope } from '../scope/index.js';
 import { BuildContext, checksumSources, openSource, readSourceLink } from './context.js';
+import { placeEntries, stageOf, type FollowDest, type Stage } from './dest.js';
 import { expandWord, parseDockerfile, type Env, type Instruction } from './dockerfile/index.js';
 
 export interface RunStepRequest {
@@ -307,7 +308,9 @@ export async function build(engine: Engine, o: BuildOptions): Promise<BuildResul
             const plan = await planCopy(ins, st, ctx, df.escape, done, rootfsOf, engine);
             createdBy = `${ins.cmd} ${plan.display} # buildkit`;
             cacheKey = sha256(JSON.stringify([parentChain, ins.cmd, plan.expanded, ins.flags, plan.checksum]));
-            makeLayer = () => ingestTar(engine.content, writeTar(plan.entries()));
+            // only on a cache miss: the destination is resolved in the stage's filesystem (dest.ts)
+            const stage = stageOf(engine, st.layers, () => privateTmp(engine));
+            makeLayer = () => ingestTar(engine.content, writeTar(plan.entries(stage)));
           } else if (ins.cmd === 'RUN') {
             let args: string[];
             const shell = cfg.Shell ?? ['/bin/sh', '-c'];
@@ -389,7 +392,8 @@ interface CopyPlan {
   display: string;
   expanded: string[];
   checksum: string;
-  entries: () => AsyncGenerator<TarSourceEntry>;
+  /** the layer's entries, placed in the stage's filesystem when there is one */
+  entries: (stage?: Stage) => AsyncGenerator<TarSourceEntry>;
 }
 
 function owner(spec: string | undefined): { uid: number; gid: number } {
@@ -440,8 +444,11 @@ async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, esc
   const sources = (await Promise.all(srcs.map((s) => ctx.resolve(s, scope, filter)))).flat();
   const checksum = await checksumSources(sources) + sha256(heredocs.map((h) => h.name + '\0' + h.content).join('\0'));
   const clamp = (t: number) => (SOURCE_DATE_EPOCH !== undefined ? Math.min(t, SOURCE_DATE_EPOCH) : t);
-  async function* entries(): AsyncGenerator<TarSourceEntry> {
+  async function* entries(stage?: Stage): AsyncGenerator<TarSourceEntry> {
     const out = new Map<string, TarSourceEntry>();
+    // one file to a destination without a trailing slash: docker follows that name in the image
+    // (a link to a directory, or a directory, takes the file in under its own name)
+    let follow: FollowDest | undefined;
     const addDir = (p: string, mtime: number) => {
       const name = p.replace(/^\//, '');
       if (name && !out.has(name)) out.set(name, { header: { name, type: 'dir', mode: 0o755, uid: own.uid, gid: own.gid, size: 0, mtime } });
@@ -475,6 +482,7 @@ async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, esc
         const target = destIsDir ? posix.join(dest, basename(s.base.rel)) : dest;
         parentDirs(target, 0);
         await put(target, s.base);
+        if (!destIsDir) follow = { name: target.replace(/^\//, ''), base: basename(s.base.rel) };
       }
     }
     for (const h of heredocs) {
@@ -483,18 +491,27 @@ async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, esc
       parentDirs(target, 0);
       const name = target.replace(/^\//, '');
       out.set(name, { header: { name, type: 'file', mode: chmod ?? 0o644, uid: own.uid, gid: own.gid, size: data.length, mtime: clamp(0) }, data });
+      if (!destIsDir) follow = { name, base: h.name };
     }
-    const names = [...out.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     // a layer that writes through a symlink it makes itself cannot be applied later (the layer
     // extractor refuses it): refuse it now, so such an image is never made
-    for (const k of names) {
-      const parts = k.split('/');
-      for (let i = 1; i < parts.length; i++) {
-        const parent = parts.slice(0, i).join('/');
-        if (out.get(parent)?.header.type === 'symlink') throw invalidArgument(`${ins.cmd} would write /${k} through the symlink /${parent} it also makes`, 'copy the link and the files under its name in separate steps, or copy the directory it points to');
+    const throughOwnLinks = (m: Map<string, TarSourceEntry>) => {
+      for (const k of m.keys()) {
+        const parts = k.split('/');
+        for (let i = 1; i < parts.length; i++) {
+          const parent = parts.slice(0, i).join('/');
+          if (m.get(parent)?.header.type === 'symlink') throw invalidArgument(`${ins.cmd} would write /${k} through the symlink /${parent} it also makes`, 'copy the link and the files under its name in separate steps, or copy the directory it points to');
+        }
       }
-    }
-    for (const k of names) yield out.get(k)!;
+    };
+    throughOwnLinks(out);
+    // at their places in the image: through its symlinks, as docker resolves them (dest.ts)
+    const placed = (await placeEntries(out, { follow, own, stage })).entries;
+    throughOwnLinks(placed);
+    const names = [...placed.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    // hard links (from an ADD archive) after everything else, so each follows what it links to
+    for (const k of names) if (placed.get(k)!.header.type !== 'link') yield placed.get(k)!;
+    for (const k of names) if (placed.get(k)!.header.type === 'link') yield placed.get(k)!;
   }
   const display = [...(from ? [`--from=${from}`] : []), ...srcs, ...heredocs.map((h) => `<<${h.name}`), destRaw].join(' ');
   return { display, expanded: [...srcs, dest], checksum, entries };
