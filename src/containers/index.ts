@@ -257,7 +257,14 @@ async function createLeased(engine: Engine, o: CreateOptions, store: ContainerSt
   store.insert(c);
   try {
     mkdirSync(store.dir(id), { recursive: true, mode: 0o710 });
-    await sn.prepare(id, parent, { 'shale.container': id });
+    try {
+      await sn.prepare(id, parent, { 'shale.container': id });
+    } catch (e) {
+      // a concurrent cleanup took an unpacked layer no image owned when it looked (this image
+      // arrived since, sharing it): unpack again and go on
+      if (!isShaleError(e, 'NotFound') || !/parent snapshot/.test((e as Error).message)) throw e;
+      await sn.prepare(id, await unpackImage(engine, img.id), { 'shale.container': id });
+    }
     // volumes now, so that `volume ls` shows them and rm -v knows them
     for (const m of mounts) {
       if (m.Type !== 'volume') continue;

@@ -22,11 +22,15 @@ export async function gcSnapshots(engine: Engine): Promise<void> {
   // nothing unpacked yet: do not open (and so create, after probing mounts) a storage driver
   if (!['overlay2', 'vfs', 'fuse-overlayfs'].some((d) => existsSync(join(engine.root, d, 'metadata.db')))) return;
   const sn = getSnapshotter(engine);
-  const keep = imageSnapshotKeys(engine);
-  for (const c of new ContainerStore(engine).list()) keep.add(c.id);
+  const store = new ContainerStore(engine);
   // remove children before parents: repeat while something went
   for (let pass = 0; pass < 1000; pass++) {
+    // list first, then decide what to keep: whoever makes a snapshot records its owner (the
+    // image, the container row) before it, so every snapshot in this list has its owner in the
+    // keep set read after it. Deciding once up front would take what others made meanwhile.
     const all = await sn.list();
+    const keep = imageSnapshotKeys(engine);
+    for (const c of store.list()) keep.add(c.id);
     const parents = new Set(all.map((s) => s.parent).filter((p): p is string => !!p));
     let removed = 0;
     for (const s of all) {
