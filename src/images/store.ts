@@ -78,6 +78,19 @@ export class ImageStore {
     return live?.digest.slice(id.length + 1);
   }
 
+  /**
+   * The pid of a live process whose '*' lease (a build, a load) began before this image was
+   * added: the image is that process's work in progress (a build's intermediate image, its
+   * result before the tag), which prune must not take.
+   */
+  private wildcardHolder(id: string): number | undefined {
+    const img = this.db.prepare('SELECT added FROM images WHERE id = ?').get(id) as { added: string } | undefined;
+    if (!img) return undefined;
+    const added = Date.parse(img.added);
+    const rows = this.db.prepare("SELECT pid, created FROM leases WHERE digest = '*'").all() as { pid: number; created: string }[];
+    return rows.find((r) => Date.parse(r.created) - 1000 <= added && pidAlive(r.pid))?.pid;
+  }
+
   /** A container that uses the image, straight from the containers table (in the DB when containers exist). */
   private containerRowUsing(id: string): string | undefined {
     if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'containers'").get()) return undefined;
@@ -260,7 +273,9 @@ export class ImageStore {
     const kept = tx(this.db, () => {
       const u = user();
       if (u && !opts.force) throw inUse(u);
-      if (u) {
+      const building = u ? undefined : this.wildcardHolder(img.id);
+      if (building !== undefined && !opts.force) throw conflict(`unable to delete ${shortId(img.id)}: a build or load in progress (pid ${building}) is using it`, 'wait for it to finish');
+      if (u || building !== undefined) {
         // docker: with -f the names go, the image stays while a container uses it
         this.db.prepare('DELETE FROM tags WHERE image_id = ?').run(img.id);
         return true;
