@@ -55,11 +55,13 @@ export async function checkStore(engine: Engine, opts: { repair?: boolean } = {}
   }
   const stale = await engine.content.cleanIngest(leases.digests.size ? 3600_000 : 0);
   if (stale) info.push(`removed ${stale} stale temporary file(s) from interrupted writes`);
-  const { checkContainers, checkMounts } = await import('./hooks.js');
+  const { checkContainers, checkMounts, checkRuntimeState, checkSnapshots } = await import('./hooks.js');
   const c = await checkContainers(engine, opts.repair);
   problems.push(...c.problems);
   info.push(...c.info);
   const mounts = await checkMounts(engine, opts.repair);
   info.push(...mounts.info);
+  info.push(...(await checkRuntimeState(engine, opts.repair)).info);
+  info.push(...(await checkSnapshots(engine, opts.repair)).info);
   return { problems, info, blobs: blobs.length, images: images.length, layers };
 }

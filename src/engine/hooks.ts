@@ -1,6 +1,7 @@
 // Where the image commands meet containers and storage drivers. Kept apart so that the
 // image store does not depend on containers; the containers module fills these in.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { pidAlive, unmount } from '../sys/index.js';
 import type { Engine } from './index.js';
@@ -51,6 +52,51 @@ async function removeBuildLeftover(engine: Engine, id: string, imageId: string):
   if (!img || engine.images.tagsOf(imageId).length || new ContainerStore(engine).usingImage(imageId).length) return;
   const cfg = engine.images.config(imageId);
   if (cfg.history?.length === 1 && cfg.history[0].created_by === 'shale build intermediate') engine.images.remove(imageId, { force: true });
+}
+
+/**
+ * system check: runtime state (runc/crun's per-container dirs under <root>/runtime/NAME) of
+ * containers the store no longer has, as a killed rm or start leaves it; --repair deletes it
+ * through the runtime (which also kills what still runs there).
+ */
+export async function checkRuntimeState(engine: Engine, repair = false): Promise<{ info: string[] }> {
+  const info: string[] = [];
+  const base = join(resolve(engine.root), 'runtime');
+  const store = new ContainerStore(engine);
+  let names: string[] = [];
+  try { names = readdirSync(base); } catch { return { info }; }
+  for (const rt of names.filter((n) => n === 'runc' || n.startsWith('crun'))) {
+    let ids: string[] = [];
+    try { ids = readdirSync(join(base, rt)).filter((x) => /^[0-9a-f]{64}$/.test(x)); } catch { continue; }
+    for (const id of ids) {
+      if (store.get(id)) continue;
+      info.push(`runtime state of container ${shortCid(id)} (${rt}) belongs to no container${repair ? ': deleted' : '; `system check --repair` deletes it'}`);
+      if (!repair) continue;
+      const { findRuntime, runtimeArgv } = await import('../containers/runtime.js');
+      try {
+        const argv = runtimeArgv(findRuntime(engine.root, rt), ['delete', '--force', id]);
+        spawnSync(argv[0], argv.slice(1), { stdio: 'ignore' });
+      } catch { /* the runtime is gone: its state can only be removed */ }
+      rmSync(join(base, rt, id), { recursive: true, force: true });
+    }
+  }
+  return { info };
+}
+
+/** Unpacked layers (committed snapshots) that no image uses and nothing is built on. */
+export async function checkSnapshots(engine: Engine, repair = false): Promise<{ info: string[] }> {
+  if (!['overlay2', 'vfs', 'fuse-overlayfs'].some((d) => existsSync(join(engine.root, d, 'metadata.db')))) return { info: [] };
+  const sn = getSnapshotter(engine);
+  const all = await sn.list();
+  const keep = imageSnapshotKeys(engine);
+  for (const c of new ContainerStore(engine).list()) keep.add(c.id);
+  const needed = new Set<string>();
+  const byKey = new Map(all.map((x) => [x.key, x]));
+  for (const k of keep) for (let x = byKey.get(k); x && !needed.has(x.key); x = x.parent ? byKey.get(x.parent) : undefined) needed.add(x.key);
+  const stray = all.filter((x) => x.kind === 'committed' && !needed.has(x.key));
+  if (!stray.length) return { info: [] };
+  if (repair) await gcSnapshots(engine);
+  return { info: [`${stray.length} unpacked layer(s) no image or container uses${repair ? ': removed' : '; `system check --repair` or `image prune` removes them'}`] };
 }
 
 /** Mount points under the data root, deepest first (the mount table escapes blanks as \\ooo). */

@@ -1,0 +1,42 @@
+// What a killed rm or rmi leaves and system check now sees: runtime state of a container the
+// store no longer has, and unpacked layers no image uses. --repair removes both.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Engine } from './index.js';
+import { checkStore } from './check.js';
+import { getSnapshotter } from './rootfs.js';
+import { shaleOk, tempRoot } from '../testutil/index.js';
+
+test('runtime state of a removed container and unpacked layers of a removed image: reported, then repaired', async (t) => {
+  const root = tempRoot(t);
+  await shaleOk(root, 'bootstrap', 'busybox');
+  await shaleOk(root, 'run', '--rm', 'busybox', 'true'); // unpacks busybox's layer and init layer
+  const ghost = randomBytes(32).toString('hex');
+  const state = join(root, 'runtime', 'runc', ghost);
+  mkdirSync(state, { recursive: true });
+  writeFileSync(join(state, 'state.json'), '{}');
+
+  const engine = Engine.open({ root });
+  t.after(() => engine.close());
+  // an rmi killed after the image row went and before its unpacked layers did
+  const id = engine.images.resolve('busybox').id;
+  engine.images.remove(id, { force: true });
+  assert.equal(engine.images.tryResolve(id), undefined);
+  const before = (await getSnapshotter(engine).list()).length;
+  assert.ok(before >= 2);
+
+  const r = await checkStore(engine);
+  assert.deepEqual(r.problems, []);
+  assert.ok(r.info.includes(`runtime state of container ${ghost.slice(0, 12)} (runc) belongs to no container; \`system check --repair\` deletes it`), r.info.join('\n'));
+  assert.ok(r.info.includes(`${before} unpacked layer(s) no image or container uses; \`system check --repair\` or \`image prune\` removes them`), r.info.join('\n'));
+
+  const fixed = await checkStore(engine, { repair: true });
+  assert.deepEqual(fixed.problems, []);
+  assert.ok(!existsSync(state));
+  assert.equal((await getSnapshotter(engine).list()).length, 0);
+  const again = await checkStore(engine);
+  assert.deepEqual(again.info, []);
+});
