@@ -2,7 +2,7 @@
 // HostConfig and State as JSON. The CLI, the detached shim and `system check` all read and
 // write these rows; every state change is one transaction.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { processStartTime } from '../sys/index.js';
 import { join, resolve } from 'node:path';
 import { tx, type DB } from '../db.js';
 import { alreadyExists, conflict, invalidArgument, notFound } from '../errors.js';
@@ -123,15 +123,6 @@ function fromRow(r: Row): Container {
 }
 
 /** The start time of a process (field 22 of /proc/<pid>/stat), '' if there is no such process. */
-function procStart(pid: number): string {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return st.slice(st.lastIndexOf(')') + 2).split(' ')[19] ?? '';
-  } catch {
-    return '';
-  }
-}
-
 export interface LockHolder { op: string; pid: number }
 
 export function newId(): string {
@@ -244,10 +235,10 @@ export class ContainerStore {
    */
   tryLock(id: string, op: string): { release: () => void } | { holder: LockHolder } {
     const token = randomBytes(12).toString('hex');
-    const start = procStart(process.pid);
+    const start = processStartTime(process.pid);
     return tx(this.db, () => {
       const r = this.db.prepare('SELECT op, pid, pid_start FROM container_locks WHERE container_id = ?').get(id) as { op: string; pid: number; pid_start: string } | undefined;
-      if (r && procStart(r.pid) === r.pid_start && r.pid_start !== '') return { holder: { op: r.op, pid: r.pid } };
+      if (r && processStartTime(r.pid) === r.pid_start && r.pid_start !== '') return { holder: { op: r.op, pid: r.pid } };
       this.db.prepare('INSERT OR REPLACE INTO container_locks (container_id, op, pid, pid_start, token, created) VALUES (?, ?, ?, ?, ?, ?)').run(id, op, process.pid, start, token, new Date().toISOString());
       return { release: () => { tx(this.db, () => this.db.prepare('DELETE FROM container_locks WHERE container_id = ? AND token = ?').run(id, token)); } };
     });
@@ -266,7 +257,7 @@ export class ContainerStore {
   /** Who holds the container's lock, if anyone alive does. */
   lockHolder(id: string): LockHolder | undefined {
     const r = this.db.prepare('SELECT op, pid, pid_start FROM container_locks WHERE container_id = ?').get(id) as { op: string; pid: number; pid_start: string } | undefined;
-    return r && r.pid_start !== '' && procStart(r.pid) === r.pid_start ? { op: r.op, pid: r.pid } : undefined;
+    return r && r.pid_start !== '' && processStartTime(r.pid) === r.pid_start ? { op: r.op, pid: r.pid } : undefined;
   }
 
   delete(id: string): void {

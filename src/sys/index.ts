@@ -18,6 +18,20 @@ export function pidAlive(pid: number | undefined): boolean {
   }
 }
 
+/**
+ * The start time of a process (field 22 of /proc/PID/stat, in clock ticks since boot), or ''
+ * when it does not exist: with the pid it names one process even after the pid is reused.
+ */
+export function processStartTime(pid: number): string {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the command name (field 2) may hold spaces and parentheses: count from its closing one
+    return st.slice(st.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
 function toolMissing(tool: string, pkg: string): ShaleError {
   return failedPrecondition(`${tool} is not installed`, `install the Debian package ${pkg}`);
 }
