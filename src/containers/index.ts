@@ -23,6 +23,7 @@ import { ContainerStore, newId, newState, shortCid, type CConfig, type Container
 import { startFailureCode, supervise, type Ready } from './supervise.js';
 import { resolveUser } from './user.js';
 import { VolumeStore, VOLUME_NAME_RE } from './volumes.js';
+import { pidAlive } from '../sys/index.js';
 
 export { ContainerStore, shortCid, type Container } from './store.js';
 export { VolumeStore } from './volumes.js';
@@ -54,16 +55,6 @@ export interface CreateOptions {
   privileged?: boolean;
   stopSignal?: string;
   stopTimeout?: number;
-}
-
-function pidAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function replaceEnv(env: string[], kv: string): string[] {

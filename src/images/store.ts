@@ -8,6 +8,7 @@ import { conflict, invalidArgument, notFound } from '../errors.js';
 import { MediaType, type Descriptor, type ImageConfig, type Manifest } from '../oci/index.js';
 import { familiarName, normalizeTag, parseReference, repository } from '../reference/index.js';
 import type { LayerRecord } from './layers.js';
+import { pidAlive } from '../sys/index.js';
 
 export interface ImageRecord {
   id: Digest;
@@ -35,15 +36,6 @@ export function chainIds(diffIds: string[]): Digest[] {
 
 export function shortId(id: string): string {
   return id.replace(/^sha256:/, '').slice(0, 12);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class ImageStore {
