@@ -164,7 +164,10 @@ export function leftoverFiles(root, { containers = [], volumes = [] } = {}) {
     if (!known(f) && age > 660_000) add('exit-file', join('runtime/exits', f));
   }
   const vols = new Set(volumes);
-  for (const f of entries(join(root, 'volumes'))) if (!vols.has(f) && f !== 'metadata.db' && !f.startsWith('metadata.db')) add('volume-dir', join('volumes', f));
+  for (const f of entries(join(root, 'volumes'))) {
+    if (f === '.trash') { for (const t of entries(join(root, 'volumes', f))) add('volume-trash', join('volumes/.trash', t)); continue; }
+    if (!vols.has(f) && !f.startsWith('metadata.db')) add('volume-dir', join('volumes', f));
+  }
   // snapshot dirs that no row of the driver's metadata names
   for (const d of ['overlay2', 'vfs']) {
     const dbPath = join(root, d, 'metadata.db');
