@@ -127,6 +127,8 @@ export async function errorText(res: RegistryResponse): Promise<string> {
 export async function discard(res: RegistryResponse): Promise<void> {
   const len = Number(res.header('content-length'));
   if (res.body.destroyed || (Number.isFinite(len) && len > ERROR_BODY_LIMIT)) {
+    // destroying an unread body makes undici emit an abort 'error': it is expected here
+    res.body.on('error', () => {});
     res.body.destroy();
     return;
   }
