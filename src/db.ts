@@ -3,6 +3,7 @@
 // processes may use the store at once, and a kill -9 leaves the last committed state.
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { ensureShmBacked } from './sys/index.js';
 
 export type DB = Database.Database;
 
@@ -55,6 +56,7 @@ CREATE INDEX IF NOT EXISTS leases_digest ON leases(digest);
 `;
 
 export function openDB(root: string): DB {
+  ensureShmBacked(join(root, 'metadata.db'));
   const db = new Database(join(root, 'metadata.db'), { timeout: 10000 });
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');

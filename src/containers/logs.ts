@@ -3,7 +3,7 @@
 // <file>.1 … <file>.<max-file - 1>. Reading gives the lines of all files, oldest first,
 // with --tail and -f (follow until the container stops).
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, readSync } from 'node:fs';
-import { invalidArgument } from '../errors.js';
+import { errno, invalidArgument } from '../errors.js';
 
 export interface LogOptions {
   maxSize?: number; // bytes; undefined = unlimited
@@ -36,6 +36,8 @@ function nanoTime(): string {
 export class JsonLogWriter {
   private fd: number;
   private size: number;
+  /** lines that could not be written (a full disk) */
+  dropped = 0;
   private partial: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' };
 
   constructor(readonly path: string, readonly opts: LogOptions) {
@@ -59,7 +61,13 @@ export class JsonLogWriter {
   private line(stream: string, log: string): void {
     const buf = Buffer.from(JSON.stringify({ log, stream, time: nanoTime() }) + '\n');
     if (this.opts.maxSize !== undefined && this.size > 0 && this.size + buf.length > this.opts.maxSize) this.rotate();
-    writeSync(this.fd, buf);
+    try {
+      writeSync(this.fd, buf);
+    } catch (e) {
+      // a full disk drops log lines (docker's json-file does the same); the container goes on
+      if (errno(e) === 'ENOSPC' || errno(e) === 'EDQUOT') { this.dropped++; return; }
+      throw e;
+    }
     this.size += buf.length;
   }
 

@@ -81,11 +81,19 @@ export async function supervise(engine: Engine, id: string, opts: SuperviseOptio
     child.stdin.on('error', () => undefined); // the container closed its stdin
   }
 
+  let notRecorded: Error | undefined; // the start could not be recorded (a full disk): the container is stopped
   const markReady = (pid: number) => {
-    if (ready) return;
+    if (ready || notRecorded) return;
+    try {
+      store.updateState(id, (s) => ({ ...s, Status: 'running', Running: true, Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), FinishedAt: s.FinishedAt, ShimPid: process.pid }));
+    } catch (e) {
+      // a container shale cannot account for must not run: stop it, and report why it did not start
+      notRecorded = e as Error;
+      try { if (pid > 0) process.kill(pid, 'SIGKILL'); } catch { /* gone already */ }
+      return;
+    }
     ready = true;
     for (const e of early.splice(0)) emit(e.s, e.d);
-    store.updateState(id, (s) => ({ ...s, Status: 'running', Running: true, Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), FinishedAt: s.FinishedAt, ShimPid: process.pid }));
     opts.onReady({ ok: true, pid });
   };
   const readPid = (): number | undefined => {
@@ -118,15 +126,19 @@ export async function supervise(engine: Engine, id: string, opts: SuperviseOptio
   await unmountRootfs(join(dir, 'rootfs'));
   if (ready) {
     exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 255);
-    store.updateState(id, (s) => ({ ...s, Status: 'exited', Running: false, Pid: 0, ExitCode: exitCode, FinishedAt: new Date().toISOString() }));
+    try {
+      store.updateState(id, (s) => ({ ...s, Status: 'exited', Running: false, Pid: 0, ExitCode: exitCode, FinishedAt: new Date().toISOString() }));
+    } catch { /* a full disk: the state still says running, and reconcile sees this supervisor gone (exit 255) */ }
   } else {
-    let msg = Buffer.concat(early.filter((e) => e.s === 'stderr').map((e) => e.d)).toString().trim().split('\n').filter(Boolean).pop() ?? `${rt.name} exited with ${code}`;
+    let msg = notRecorded ? `recording the start failed: ${notRecorded.message}` : Buffer.concat(early.filter((e) => e.s === 'stderr').map((e) => e.d)).toString().trim().split('\n').filter(Boolean).pop() ?? `${rt.name} exited with ${code}`;
     const m = /msg="((?:[^"\\]|\\.)*)"/.exec(msg);
     if (m) {
       try { msg = JSON.parse(`"${m[1]}"`) as string; } catch { msg = m[1]; }
     }
     exitCode = startFailureCode(msg);
-    store.updateState(id, (s) => ({ ...s, Status: 'created', Running: false, Pid: 0, ExitCode: exitCode, Error: msg }));
+    try {
+      store.updateState(id, (s) => ({ ...s, Status: 'created', Running: false, Pid: 0, ExitCode: exitCode, Error: msg }));
+    } catch { /* a full disk: the error still reaches the caller below */ }
     opts.onReady({ ok: false, error: msg, exitCode });
   }
   if (opts.remove) {

@@ -148,6 +148,15 @@ export async function checkMounts(engine: Engine, repair = false): Promise<{ pro
       if (temp) rmSync(join(root, rel.replace(/\/m$/, '')), { recursive: true, force: true });
     }
   }
+  // the directories of those temporary mounts, left by a process killed before it removed them
+  const mountedNow = new Set(mountsUnder(root));
+  for (const name of readdirSync(root)) {
+    const m = /^(?:\.overlay-probe|tmp-init)-(\d+)-/.exec(name);
+    const p = join(root, name);
+    if (!m || pidAlive(Number(m[1])) || [...mountedNow].some((x) => x === p || x.startsWith(p + '/'))) continue;
+    info.push(`temporary directory ${p} was left by an interrupted command${repair ? ': removed' : '; `system check --repair` removes it'}`);
+    if (repair) rmSync(p, { recursive: true, force: true });
+  }
   return { problems: [], info };
 }
 

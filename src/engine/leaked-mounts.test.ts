@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shale, shaleOk, tempRoot } from '../testutil/index.js';
 
@@ -39,6 +39,7 @@ test('system check finds mounts left by killed commands; --repair takes them off
     assert.equal(repair.code, 0, repair.stderr);
     for (const p of [init, probe, rootfs]) assert.ok(!mounted(p), `${p} still mounted`);
     assert.ok(mounted(foreign));
+    assert.ok(!existsSync(join(root, `tmp-init-${dead}-abcdef`)) && !existsSync(join(root, `.overlay-probe-${dead}-abcdef`)), 'their directories stayed');
     assert.ok(mounted(join(root, 'containers', running, 'rootfs')), 'the running container lost its rootfs');
     const ps = await shaleOk(root, 'ps', '-q', '--no-trunc');
     assert.match(ps, new RegExp(running));

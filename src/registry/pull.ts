@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Engine } from '../engine/index.js';
 import { isDigest, sha256, type Digest } from '../digest/index.js';
-import { ShaleError, dataLoss, invalidArgument, notFound, permissionDenied, unavailable } from '../errors.js';
+import { ShaleError, dataLoss, errno, invalidArgument, notFound, permissionDenied, unavailable } from '../errors.js';
 import { hostPlatform, isIndexMediaType, isManifestMediaType, MediaType, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../oci/index.js';
 import { familiarName, familiarRepository, fullName, parseReference, repository, type Reference } from '../reference/index.js';
 import { ingestBlob, type LayerRecord } from '../images/layers.js';
@@ -350,6 +350,10 @@ export async function pull(engine: Engine, name: string, opts: PullOptions = {})
         } catch (e) {
           if (signal.aborted || isConnectionError(e)) throw e;
           if (e instanceof ShaleError && (e.code !== 'InvalidArgument' || e.message.includes(d.digest))) throw e;
+          // the local disk, not the registry: say so
+          if (errno(e) === 'ENOSPC' || errno(e) === 'EDQUOT' || /no space left|free space/i.test((e as Error).message)) {
+            throw new ShaleError('Unavailable', `pulling layer ${d.digest} of ${display}: ${(e as Error).message}`, 'free some space on the data root\'s filesystem and pull again; nothing was stored');
+          }
           // the decompressor or the tar reader choked on the bytes: the blob is not what its digest names
           throw dataLoss(`layer ${d.digest} of ${display} is corrupt: ${(e as Error).message}`, 'the image in the registry is damaged; nothing was stored');
         }

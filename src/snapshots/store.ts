@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { alreadyExists, conflict, errno, failedPrecondition, invalidArgument, notFound, ShaleError } from '../errors.js';
 import type { Change, CleanupReport, DriverName, Kind, Mount, SnapshotInfo, Snapshotter, Usage } from './types.js';
-import { pidAlive } from '../sys/index.js';
+import { ensureShmBacked, pidAlive } from '../sys/index.js';
 
 export interface Row {
   key: string;
@@ -79,6 +79,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
     this.overlayLayout = overlayLayout;
     if (overlayLayout && /[,:\\]/.test(root)) throw invalidArgument(`storage driver root ${root} contains a comma, colon or backslash, which mount options cannot carry`, 'use a data root without those characters');
     for (const d of ['', 'snapshots', 'l', 'tmp']) mkdirSync(join(root, d), { recursive: true });
+    ensureShmBacked(join(root, 'metadata.db'));
     this.db = new Database(join(root, 'metadata.db'), { timeout: 5000 });
     try {
       this.db.pragma('journal_mode = WAL');

@@ -1,7 +1,7 @@
 // The few system calls Node lacks (mount, mknod, xattrs). One module so the rest of shale
 // never shells out on its own; each call runs a standard tool from util-linux/coreutils/attr.
 import { execFile, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { failedPrecondition, permissionDenied, ShaleError } from '../errors.js';
 
@@ -29,6 +29,27 @@ export function processStartTime(pid: number): string {
     return st.slice(st.lastIndexOf(')') + 2).split(' ')[19] ?? '';
   } catch {
     return '';
+  }
+}
+
+/**
+ * SQLite maps <db>-shm into memory. A -shm file left sparse by a process that hit a full disk
+ * (its size set, some blocks never allocated) kills the next process that touches such a page
+ * with SIGBUS, before any error can be shown. Before a database is opened, allocate what is
+ * missing (fallocate keeps the contents); when the disk cannot give it, say so in one line.
+ */
+export function ensureShmBacked(dbPath: string): void {
+  const shm = `${dbPath}-shm`;
+  let st;
+  try {
+    st = statSync(shm);
+  } catch {
+    return;
+  }
+  if (st.blocks * 512 >= st.size) return;
+  const r = spawnSync('fallocate', ['-l', String(st.size), shm], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    throw new ShaleError('Unavailable', `no space left on device for the metadata database's shared memory (${shm}, ${st.size} bytes): ${(r.stderr || r.error?.message || '').trim()}`, 'free some space on the data root\'s filesystem and retry');
   }
 }
 
