@@ -8,6 +8,7 @@ import { build, ENTITLEMENTS, privateTmp } from '../../builder/build.js';
 import { runStep } from '../../builder/run.js';
 import { applyLayer, openUncompressed } from '../../archive/index.js';
 import { invalidArgument } from '../../errors.js';
+import { pruneBuildCache } from '../../engine/prune.js';
 
 const kv = (list: string[], what: string) =>
   Object.fromEntries(list.map((s) => {
@@ -95,13 +96,8 @@ export function register(program: Command): void {
     .option('-a, --all', 'Remove all unused build cache')
     .option('-f, --force', 'Do not prompt for confirmation')
     .action(async () => {
-      const engine = getEngine();
-      const rows = engine.db.prepare('SELECT key, blob FROM build_cache').all() as { key: string; blob: string }[];
-      const before = engine.content.totalSize();
-      engine.db.prepare('DELETE FROM build_cache').run();
-      await engine.images.gc();
-      const after = engine.content.totalSize();
-      if (rows.length) out(`Deleted build cache objects:\n${rows.map((r) => r.key.slice(7, 32)).join('\n')}\n\n`);
-      out(`Total:\t${humanSize(Math.max(0, before - after))}\n`);
+      const r = await pruneBuildCache(getEngine());
+      if (r.removed.length) out(`Deleted build cache objects:\n${r.removed.join('\n')}\n\n`);
+      out(`Total:\t${humanSize(r.reclaimed)}\n`);
     });
 }

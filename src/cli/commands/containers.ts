@@ -28,6 +28,7 @@ import { archiveFromContainer, copyFromContainer, copyToContainer, exportRootfs 
 import { findRuntime, hybridCgroups, runtimeArgv } from '../../containers/runtime.js';
 import { register as registerVolumes } from './volumes.js';
 import { diskUsage, inspectContainer, sizeRw } from '../../containers/inspect.js';
+import { pruneContainers } from '../../engine/prune.js';
 
 
 function exitWith(code: number): void {
@@ -635,19 +636,9 @@ function defineContainerCommands(p: Command, group: boolean): void {
       .option('-f, --force', 'Do not prompt for confirmation')
       .option('--filter <filter>', 'Provide filter values', collect, [])
       .action(async () => {
-        const engine = getEngine();
-        const store = new ContainerStore(engine);
-        const gone: string[] = [];
-        let reclaimed = 0;
-        for (const c of store.list()) {
-          const now = await reconcile(engine, c);
-          if (now.state.Running) continue;
-          reclaimed += await diskUsage(engine, now);
-          await removeContainer(engine, now.id, {});
-          gone.push(now.id);
-        }
-        if (gone.length) out(`Deleted Containers:\n${gone.join('\n')}\n\n`);
-        out(`Total reclaimed space: ${humanSize(reclaimed)}\n`);
+        const r = await pruneContainers(getEngine());
+        if (r.removed.length) out(`Deleted Containers:\n${r.removed.join('\n')}\n\n`);
+        out(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
       });
     p.command('inspect').description('Display detailed information on one or more containers').argument('<containers...>')
       .option('-f, --format <format>', 'Format output using a Go template')

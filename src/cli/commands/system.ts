@@ -3,6 +3,20 @@ import type { Command } from 'commander';
 import { getEngine, out, err } from '../context.js';
 import { humanSize } from '../format.js';
 import { checkStore } from '../../engine/check.js';
+import { pruneImages, pruneSystem } from '../../engine/prune.js';
+import { invalidArgument } from '../../errors.js';
+
+/** One line from stdin (the answer to a prompt); '' at end of input, as docker takes it for "no". */
+function readLine(): Promise<string> {
+  return new Promise((res) => {
+    let buf = '';
+    const done = (v: string) => { process.stdin.off('data', onData); process.stdin.off('end', onEnd); process.stdin.pause(); res(v); };
+    const onData = (d: Buffer) => { buf += d.toString(); const i = buf.indexOf('\n'); if (i >= 0) done(buf.slice(0, i)); };
+    const onEnd = () => done(buf);
+    process.stdin.on('data', onData);
+    process.stdin.on('end', onEnd);
+  });
+}
 
 export function register(program: Command): void {
   const system = program.command('system').description('Manage shale');
@@ -19,6 +33,29 @@ export function register(program: Command): void {
       if (r.problems.length) process.exitCode = 1;
     });
 
+  system
+    .command('prune')
+    .description('Remove unused data')
+    .option('-a, --all', 'Remove all unused images not just dangling ones')
+    .option('-f, --force', 'Do not prompt for confirmation')
+    .option('--volumes', 'Prune anonymous volumes')
+    .option('--filter <filter>', 'Provide filter values (not supported yet)')
+    .action(async (o: { all?: boolean; force?: boolean; volumes?: boolean; filter?: string }) => {
+      if (o.filter) throw invalidArgument('system prune --filter is not supported yet', 'prune without a filter, or use the per-kind prune commands');
+      if (!o.force) {
+        const what = ['all stopped containers', ...(o.volumes ? ['all anonymous volumes not used by at least one container'] : []), o.all ? 'all images without at least one container associated to them' : 'all dangling images', o.all ? 'all build cache' : 'unused build cache'];
+        out(`WARNING! This will remove:\n${what.map((w) => `  - ${w}\n`).join('')}\nAre you sure you want to continue? [y/N] `);
+        if (!/^y(es)?$/i.test((await readLine()).trim())) return;
+      }
+      const r = await pruneSystem(getEngine(), { all: o.all, volumes: o.volumes });
+      if (r.containers.removed.length) out(`Deleted Containers:\n${r.containers.removed.join('\n')}\n\n`);
+      if (r.volumes?.removed.length) out(`Deleted Volumes:\n${r.volumes.removed.join('\n')}\n\n`);
+      for (const e of r.images.errors) err(`${e}\n`);
+      if (r.images.removed.length) out(`Deleted Images:\n${r.images.removed.join('\n')}\n\n`);
+      if (r.cache.removed.length) out(`Deleted build cache objects:\n${r.cache.removed.join('\n')}\n\n`);
+      out(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
+    });
+
   const image = program.command('image').description('Manage images');
   image
     .command('prune')
@@ -26,25 +63,9 @@ export function register(program: Command): void {
     .option('-a, --all', 'Remove all unused images, not just dangling ones')
     .option('-f, --force', 'Do not prompt for confirmation')
     .action(async (o: { all?: boolean }) => {
-      const engine = getEngine();
-      const { containerUsingImage, gcSnapshots } = await import('../../engine/hooks.js');
-      const before = engine.content.totalSize();
-      const deleted: string[] = [];
-      for (const img of engine.images.list()) {
-        const tags = engine.images.tagsOf(img.id);
-        if ((tags.length && !o.all) || containerUsingImage(engine, img.id)) continue;
-        try {
-          const r = engine.images.remove(img.id, { force: true });
-          for (const u of r.untagged) deleted.push(`untagged: ${u}`);
-          for (const d of r.deleted) deleted.push(`deleted: ${d}`);
-        } catch (e) {
-          err(`${(e as Error).message}\n`);
-        }
-      }
-      await engine.images.gc();
-      await gcSnapshots(engine);
-      const after = engine.content.totalSize();
-      if (deleted.length) out(`Deleted Images:\n${deleted.join('\n')}\n\n`);
-      out(`Total reclaimed space: ${humanSize(Math.max(0, before - after))}\n`);
+      const r = await pruneImages(getEngine(), { all: o.all });
+      for (const e of r.errors) err(`${e}\n`);
+      if (r.removed.length) out(`Deleted Images:\n${r.removed.join('\n')}\n\n`);
+      out(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
     });
 }

@@ -7,6 +7,7 @@ import type { Engine } from '../../engine/index.js';
 import { ContainerStore, VolumeStore } from '../../containers/index.js';
 import { inspectVolume } from '../../containers/inspect.js';
 import { invalidArgument, ShaleError } from '../../errors.js';
+import { pruneVolumes } from '../../engine/prune.js';
 
 
 interface VolumeRow { Driver: string; Name: string; Mountpoint: string; Scope: string; Labels: string; Links: string; Size: string }
@@ -103,19 +104,8 @@ export function register(program: Command): void {
     .option('-f, --force', 'Do not prompt for confirmation')
     .option('--filter <filter>', 'Provide filter values', collect, [])
     .action(async (o: { all?: boolean }) => {
-      const engine = getEngine();
-      const vols = new VolumeStore(engine);
-      const containers = new ContainerStore(engine).list();
-      const gone: string[] = [];
-      let reclaimed = 0;
-      for (const v of vols.list()) {
-        if (!o.all && !v.anonymous) continue;
-        if (vols.users(v.name, containers).length) continue;
-        reclaimed += await vols.size(v.name);
-        vols.remove(v.name, containers);
-        gone.push(v.name);
-      }
-      if (gone.length) out(`Deleted Volumes:\n${gone.join('\n')}\n\n`);
-      out(`Total reclaimed space: ${humanSize(reclaimed)}\n`);
+      const r = await pruneVolumes(getEngine(), { all: o.all });
+      if (r.removed.length) out(`Deleted Volumes:\n${r.removed.join('\n')}\n\n`);
+      out(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
     });
 }
