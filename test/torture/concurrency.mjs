@@ -16,7 +16,7 @@ import {
 } from './lib.mjs';
 
 const GONE = /No such image|Unable to find image|No such container|No such volume|No such object/i;
-const INUSE = /is using its referenced image|image is being used|must be forced|must force|image has dependent child images|is in use|already in use|conflict/i;
+const INUSE = /is using its referenced image|image is being used|must be forced|must force|image has dependent child images|is in use|already in use|conflict|a build or load in progress \(pid \d+\) is using it/i;
 
 /** What another worker may legitimately cause, per command kind. */
 const EXPECTED = {
