@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { classify, readTar, type TarSourceEntry } from '../archive/index.js';
 import type { Engine } from '../engine/index.js';
 import { getSnapshotter } from '../engine/rootfs.js';
-import { errno, invalidArgument } from '../errors.js';
+import { errno, invalidArgument, isShaleError } from '../errors.js';
 import { openLayerTar, type LayerRecord } from '../images/layers.js';
 import { chainIds } from '../images/store.js';
 import { at, DIR_FLAGS, Scope } from '../scope/index.js';
@@ -92,9 +92,15 @@ const VIEW_BUDGET = Number(process.env.SHALE_BUILD_VIEW_BYTES ?? 16 << 20);
  */
 async function withView<T>(engine: Engine, layers: LayerRecord[], tmpDir: () => Promise<string>, fn: (scope: Scope) => T | Promise<T>): Promise<T> {
   const sn = getSnapshotter(engine);
-  const top = await unpackChain(engine, sn, layers);
   const key = `build-view-${randomBytes(8).toString('hex')}`;
-  const mounts = await sn.view(key, top, { 'shale.build': 'destination' });
+  let mounts;
+  try {
+    mounts = await sn.view(key, await unpackChain(engine, sn, layers), { 'shale.build': 'destination' });
+  } catch (e) {
+    // a concurrent cleanup took an unpacked layer no image owned (made before this build began): unpack again
+    if (!isShaleError(e, 'NotFound') || !/parent snapshot/.test((e as Error).message)) throw e;
+    mounts = await sn.view(key, await unpackChain(engine, sn, layers), { 'shale.build': 'destination' });
+  }
   try {
     const dir = await mkdtemp(join(await tmpDir(), 'build-dest-'));
     try {

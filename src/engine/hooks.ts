@@ -32,10 +32,14 @@ export async function gcSnapshots(engine: Engine): Promise<void> {
     const all = await sn.list();
     const keep = imageSnapshotKeys(engine);
     for (const c of store.list()) keep.add(c.id);
+    // a live build or load (a '*' lease) owns what it made since it began: its stage chains and
+    // views belong to no image yet
+    const since = engine.images.liveLeases().since;
     const parents = new Set(all.map((s) => s.parent).filter((p): p is string => !!p));
     let removed = 0;
     for (const s of all) {
       if (keep.has(s.key) || parents.has(s.key)) continue;
+      if (since !== undefined && Date.parse(s.created) >= since) continue;
       if (s.kind === 'active' && s.key.startsWith('extract-') && Date.now() - Date.parse(s.created) < 3600_000) continue; // an unpack under way
       await sn.remove(s.key).catch(() => undefined);
       removed++;
@@ -93,7 +97,8 @@ export async function checkSnapshots(engine: Engine, repair = false): Promise<{ 
   const needed = new Set<string>();
   const byKey = new Map(all.map((x) => [x.key, x]));
   for (const k of keep) for (let x = byKey.get(k); x && !needed.has(x.key); x = x.parent ? byKey.get(x.parent) : undefined) needed.add(x.key);
-  const stray = all.filter((x) => x.kind === 'committed' && !needed.has(x.key));
+  const since = engine.images.liveLeases().since; // a live build's or load's own work is not stray
+  const stray = all.filter((x) => x.kind === 'committed' && !needed.has(x.key) && !(since !== undefined && Date.parse(x.created) >= since));
   if (!stray.length) return { info: [] };
   if (repair) await gcSnapshots(engine);
   return { info: [`${stray.length} unpacked layer(s) no image or container uses${repair ? ': removed' : '; `system check --repair` or `image prune` removes them'}`] };
