@@ -61,8 +61,10 @@ export async function main(argv: string[]): Promise<void> {
       if (debug) process.stderr.write(`${e.stack}\n`);
       process.exitCode = (e as ShaleError & { exitCode?: number }).exitCode ?? EXIT[e.code] ?? 1;
     } else {
-      const err = e as Error;
-      process.stderr.write(`Error: ${err.message}\n`);
+      const err = e as Error & { code?: string };
+      // a full disk says what to do, whichever layer met it
+      const hint = err.code === 'SQLITE_FULL' || err.code === 'ENOSPC' || err.code === 'EDQUOT' ? " (free some space on the data root's filesystem and retry)" : '';
+      process.stderr.write(`Error: ${err.message}${hint}\n`);
       if (debug) process.stderr.write(`${err.stack}\n`);
       process.exitCode = 1;
     }
