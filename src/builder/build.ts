@@ -506,7 +506,7 @@ async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, esc
     };
     throughOwnLinks(out);
     // at their places in the image: through its symlinks, as docker resolves them (dest.ts)
-    const placed = (await placeEntries(out, { follow, own, stage })).entries;
+    const placed = await placeEntries(out, { follow, own, stage });
     throughOwnLinks(placed);
     const names = [...placed.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     // hard links (from an ADD archive) after everything else, so each follows what it links to

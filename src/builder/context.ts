@@ -8,13 +8,12 @@
 // symlink source is copied as a symlink. Files are opened later with O_NOFOLLOW and must be the
 // very file (device and inode) that was looked at here.
 import { createHash } from 'node:crypto';
-import { constants as C } from 'node:fs';
-import { lstat, open, readlink } from 'node:fs/promises';
+import { lstat, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 import { walk } from '../archive/walk.js';
 import { invalidArgument, notFound, ShaleError } from '../errors.js';
-import { Scope } from '../scope/index.js';
+import { openVerified, readVerified, Scope } from '../scope/index.js';
 import { IgnoreMatcher, parseDockerignore } from './dockerfile/index.js';
 
 export interface SourceFile {
@@ -88,20 +87,8 @@ export class BuildContext {
  * Open a source file for reading: never through a symlink in its last component, and only if it
  * is still the file that was lstat-ed (same device and inode; a swapped-in file is an error).
  */
-export async function openSource(path: string, st: Stats, what = path) {
-  let fh;
-  try {
-    fh = await open(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ELOOP') throw new ShaleError('Conflict', `${what} was replaced by a symlink while the build read it`, 'retry when nothing is rewriting the build context');
-    throw e;
-  }
-  const now = await fh.stat();
-  if (!now.isFile() || now.dev !== st.dev || now.ino !== st.ino) {
-    await fh.close();
-    throw new ShaleError('Conflict', `${what} was replaced while the build read it`, 'retry when nothing is rewriting the build context');
-  }
-  return fh;
+export function openSource(path: string, st: Stats, what = path) {
+  return openVerified(path, st, what, 'the build read it');
 }
 
 /** readlink of a source symlink, checked to be the link that was lstat-ed. */
@@ -140,7 +127,7 @@ export async function checksumSources(sources: { base: SourceFile; files: Source
   const small = (f: SourceFile) => f.st.isSymbolicLink() || (f.st.isFile() && f.st.size <= 1 << 20);
   const read = (f: SourceFile): Promise<Buffer | string> | undefined => {
     if (!small(f)) return undefined;
-    const p = f.st.isSymbolicLink() ? readSourceLink(f.path, f.st) : openSource(f.path, f.st).then(async (fh) => { try { return await fh.readFile(); } finally { await fh.close(); } });
+    const p = f.st.isSymbolicLink() ? readSourceLink(f.path, f.st) : readVerified(f.path, f.st, f.path, 'the build read it');
     p.catch(() => undefined); // awaited in its turn
     return p;
   };

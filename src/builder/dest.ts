@@ -26,20 +26,17 @@
 //     unpacked and resolved on a view as above. Unpacking a big base costs writing all of it
 //     (8 s for 200 MB in 20k files here) where its headers take 0.3 s.
 import { randomBytes } from 'node:crypto';
-import { closeSync, lstatSync, openSync, type Stats } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { classify, readTar, type TarSourceEntry } from '../archive/index.js';
 import type { Engine } from '../engine/index.js';
 import { getSnapshotter } from '../engine/rootfs.js';
-import { errno, invalidArgument, isShaleError } from '../errors.js';
+import { invalidArgument, isShaleError } from '../errors.js';
 import { openLayerTar, type LayerRecord } from '../images/layers.js';
 import { chainIds } from '../images/store.js';
-import { at, DIR_FLAGS, Scope } from '../scope/index.js';
+import { at, DIR_FLAGS, lstatAt, Scope } from '../scope/index.js';
 import { mountAll, unmountAll, type Snapshotter } from '../snapshots/index.js';
-
-/** Counters a test or a benchmark can read (this process only). */
-export const destStats = { views: 0, unpacked: 0, scanned: 0 };
 
 /**
  * Every layer of the chain a committed snapshot named by its chain ID (as unpackImage makes
@@ -57,7 +54,6 @@ async function unpackChain(engine: Engine, sn: Snapshotter, layers: LayerRecord[
         try {
           await sn.applyTar(key, openLayerTar(engine.content, layers[i]));
           await sn.commit(id, key);
-          destStats.unpacked++;
         } catch (e) {
           await sn.remove(key).catch(() => undefined);
           throw e;
@@ -105,7 +101,6 @@ async function withView<T>(engine: Engine, layers: LayerRecord[], tmpDir: () => 
     const dir = await mkdtemp(join(await tmpDir(), 'build-dest-'));
     try {
       await mountAll(mounts, dir);
-      destStats.views++;
       try {
         return await fn(new Scope(dir, { escape: 'clamp', label: 'image' }));
       } finally {
@@ -159,7 +154,6 @@ async function layerOps(engine: Engine, l: LayerRecord): Promise<LayerOps> {
     else if (wh?.kind === 'whiteout') ops.gone.push([...parts.slice(0, -1), wh.target]);
     else if (!wh) ops.put.push({ parts, kind: header.type === 'dir' ? 'dir' : header.type === 'symlink' ? 'link' : 'other' });
   }
-  destStats.scanned++;
   opsCache.set(l.diffId, ops);
   return ops;
 }
@@ -233,26 +227,17 @@ function find(root: Node, parts: string[]): Node {
 
 const joinRel = (a: string, b: string) => (a ? `${a}/${b}` : b);
 
-function lstatAt(fd: number, name: string): Stats | undefined {
-  try {
-    return lstatSync(at(fd, name));
-  } catch (e) {
-    if (errno(e) === 'ENOENT') return undefined;
-    throw e;
-  }
-}
-
 /**
  * Resolve every looked-at name of the tree in the image: real directories are opened (held)
  * and walked into, a missing name ends the lookups below it, a symlink goes to Scope (in
  * scope, clamped) and the walk goes on from where it leads.
  */
-function walkTree(scope: Scope, node: Node, fd: number, followed: string[]): void {
+function walkTree(scope: Scope, node: Node, fd: number): void {
   for (const [name, c] of node.children) {
     const lex = joinRel(node.resolved, name);
     c.resolved = lex;
     if (!c.look || fd < 0) {
-      walkTree(scope, c, -1, followed);
+      walkTree(scope, c, -1);
       continue;
     }
     const st = lstatAt(fd, name);
@@ -260,7 +245,7 @@ function walkTree(scope: Scope, node: Node, fd: number, followed: string[]): voi
       const cfd = openSync(at(fd, name), DIR_FLAGS);
       c.isDir = true;
       try {
-        walkTree(scope, c, cfd, followed);
+        walkTree(scope, c, cfd);
       } finally {
         closeSync(cfd);
       }
@@ -268,33 +253,26 @@ function walkTree(scope: Scope, node: Node, fd: number, followed: string[]): voi
       const f = scope.walk(`/${lex}`, { what: 'destination path' });
       try {
         c.resolved = f.inner.replace(/^\//, '');
-        followed.push(`/${lex} -> ${f.inner}`);
         if (f.st?.isDirectory()) {
           c.isDir = true;
           const cfd = f.openDir();
           try {
-            walkTree(scope, c, cfd, followed);
+            walkTree(scope, c, cfd);
           } finally {
             closeSync(cfd);
           }
         } else {
           if (f.st && c.children.size) throw invalidArgument(`destination path /${lex} is a symlink to ${f.inner}, which is not a directory`);
-          walkTree(scope, c, -1, followed);
+          walkTree(scope, c, -1);
         }
       } finally {
         f.close();
       }
     } else {
       // missing, or a file (the layer replaces it with the directory it needs, as before)
-      walkTree(scope, c, -1, followed);
+      walkTree(scope, c, -1);
     }
   }
-}
-
-export interface Placed {
-  entries: Map<string, TarSourceEntry>;
-  /** the links followed, "/x -> /etc" */
-  followed: string[];
 }
 
 /** The needed tree against the image's header tree: true when a looked-at name is a symlink there. */
@@ -323,7 +301,7 @@ function walkHeaders(node: Node, img: INode | undefined): void {
  * Directories a placed entry needs that the image lacks are added (0755, owned as the copy),
  * so no entry relies on the extractor to make its parents.
  */
-export async function placeEntries(given: Map<string, TarSourceEntry>, opts: { follow?: FollowDest; own: { uid: number; gid: number }; stage?: Stage }): Promise<Placed> {
+export async function placeEntries(given: Map<string, TarSourceEntry>, opts: { follow?: FollowDest; own: { uid: number; gid: number }; stage?: Stage }): Promise<Map<string, TarSourceEntry>> {
   // names as components ("dest/" of a directory is "dest")
   const out = new Map<string, TarSourceEntry>();
   for (const [k, e] of given) {
@@ -339,21 +317,20 @@ export async function placeEntries(given: Map<string, TarSourceEntry>, opts: { f
   const stage = opts.stage;
   if (!stage) {
     walkHeaders(root, undefined);
-    return finish(out, root, opts, () => false, []);
+    return finish(out, root, opts, () => false);
   }
   const onView = () =>
     withView(stage.engine, stage.layers, stage.tmpDir, (scope) => {
-      const followed: string[] = [];
       const fd = scope.openRoot();
       try {
-        walkTree(scope, root, fd, followed);
+        walkTree(scope, root, fd);
       } finally {
         closeSync(fd);
       }
       return finish(out, root, opts, (rel) => {
         const r = scope.resolve(`/${rel}`, { followFinal: false, what: 'destination path' });
         return r.inner === `/${rel}` && !!r.st?.isDirectory();
-      }, followed);
+      });
     });
   if (missingBytes(getSnapshotter(stage.engine), stage.layers) <= VIEW_BUDGET) return onView();
   const img = await imageTree(stage.engine, stage.layers);
@@ -366,10 +343,10 @@ export async function placeEntries(given: Map<string, TarSourceEntry>, opts: { f
       if (!n || n.link) return false;
     }
     return true;
-  }, []);
+  });
 }
 
-function finish(out: Map<string, TarSourceEntry>, root: Node, opts: { follow?: FollowDest; own: { uid: number; gid: number } }, dirInImage: (rel: string) => boolean, followed: string[]): Placed {
+function finish(out: Map<string, TarSourceEntry>, root: Node, opts: { follow?: FollowDest; own: { uid: number; gid: number } }, dirInImage: (rel: string) => boolean): Map<string, TarSourceEntry> {
   // a non-directory's name: its directory resolved, the name itself kept (the layer replaces what is there)
   const placeName = (name: string): string => {
     const parts = name.split('/');
@@ -415,5 +392,5 @@ function finish(out: Map<string, TarSourceEntry>, root: Node, opts: { follow?: F
     }
   }
   for (const p of need) if (!entries.has(p)) entries.set(p, { header: { name: p, type: 'dir', mode: 0o755, uid: opts.own.uid, gid: opts.own.gid, size: 0, mtime: 0 } });
-  return { entries, followed };
+  return entries;
 }

@@ -28,6 +28,8 @@ export interface ContainerPath {
   /** the path as the container sees it */
   containerPath: string;
   readOnly: boolean;
+  /** lstat of where it leads (of the link itself when the final link was not followed), if it exists */
+  st?: Stats;
 }
 
 /**
@@ -50,10 +52,10 @@ export function containerPath(engine: Engine, c: Container, rootfs: string, p: s
       best = { t, source: m.Type === 'volume' ? vols.dataPath(m.Source) : m.Source, ro: !!m.ReadOnly };
     }
   }
-  if (!best) return { scope: root, inner: r.inner, containerPath: r.inner, readOnly: false };
+  if (!best) return { scope: root, inner: r.inner, containerPath: r.inner, readOnly: false, st: r.st };
   const scope = new Scope(best.source, { label: 'volume' });
-  const rest = r.inner.slice(best.t.length) || '/';
-  return { scope, inner: scope.resolve(rest, opts).inner, containerPath: r.inner, readOnly: best.ro };
+  const inVol = scope.resolve(r.inner.slice(best.t.length) || '/', opts);
+  return { scope, inner: inVol.inner, containerPath: r.inner, readOnly: best.ro, st: inVol.st };
 }
 
 /** tar source entries as entries to extract (bodies opened lazily, in order). */
@@ -105,11 +107,10 @@ export interface CopyOptions {
 export async function copyToContainer(engine: Engine, c: Container, rootfs: string, src: { hostPath: string } | { tar: Readable }, dest: string, o: CopyOptions = {}): Promise<void> {
   const d = containerPath(engine, c, rootfs, dest, { what: 'destination path' });
   if (d.readOnly) throw invalidArgument(`mounted volume is marked read-only: ${d.containerPath}`);
-  const here = d.scope.resolve(d.inner, { what: 'destination path' });
   const opts = { sameOwner: !!o.archive };
   if ('tar' in src) {
-    if (!here.st?.isDirectory()) throw invalidArgument(`destination ${dest} must be a directory when copying a tar archive from stdin`);
-    await extractTree(d.scope, here.inner, fromTar(src.tar), opts);
+    if (!d.st?.isDirectory()) throw invalidArgument(`destination ${dest} must be a directory when copying a tar archive from stdin`);
+    await extractTree(d.scope, d.inner, fromTar(src.tar), opts);
     return;
   }
   const source = resolveHost(src.hostPath);
@@ -121,15 +122,15 @@ export async function copyToContainer(engine: Engine, c: Container, rootfs: stri
     throw e;
   }
   const contents = /\/\.$/.test(src.hostPath);
-  if (here.st?.isDirectory()) {
-    await extractTree(d.scope, here.inner, hostEntries(source, st, contents && st.isDirectory() ? '' : basename(source)), opts);
+  if (d.st?.isDirectory()) {
+    await extractTree(d.scope, d.inner, hostEntries(source, st, contents && st.isDirectory() ? '' : basename(source)), opts);
     return;
   }
-  if (st.isDirectory() && here.st) throw invalidArgument(`cannot copy directory ${src.hostPath} over the file ${dest}`);
+  if (st.isDirectory() && d.st) throw invalidArgument(`cannot copy directory ${src.hostPath} over the file ${dest}`);
   if (dest.endsWith('/')) throw notFound(`destination directory ${dest} does not exist in container ${c.name}`);
-  const parent = d.scope.resolve(posix.dirname(here.inner));
+  const parent = d.scope.resolve(posix.dirname(d.inner));
   if (!parent.st?.isDirectory()) throw notFound(`Could not find the file ${posix.dirname(dest)} in container ${c.name}`);
-  await extractTree(d.scope, parent.inner, hostEntries(source, st, posix.basename(here.inner)), opts);
+  await extractTree(d.scope, parent.inner, hostEntries(source, st, posix.basename(d.inner)), opts);
 }
 
 /** The source of `cp ctr:SRC ...`: where it resolved, and its entries named under `top`. */

@@ -1,9 +1,9 @@
 // Where the image commands meet containers and storage drivers. Kept apart so that the
 // image store does not depend on containers; the containers module fills these in.
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { pidAlive, unmount } from '../sys/index.js';
+import { mountPoints, pidAlive, unmount } from '../sys/index.js';
 import type { Engine } from './index.js';
 import { ContainerStore, shortCid, ZERO_TIME } from '../containers/store.js';
 import { getSnapshotter, imageSnapshotKeys } from './rootfs.js';
@@ -13,6 +13,16 @@ import { BUILD_OWNER_LABEL, isAlive } from './owner.js';
 export function containerUsingImage(engine: Engine, imageId: string): string | undefined {
   const c = new ContainerStore(engine).usingImage(imageId)[0];
   return c ? shortCid(c.id) : undefined;
+}
+
+/**
+ * What owns snapshots now: the keys images and containers use, and the time since which a live
+ * build or load (a '*' lease) owns what it made (its stage chains and views belong to no image yet).
+ */
+function owners(engine: Engine, store = new ContainerStore(engine)): { keep: Set<string>; since?: number } {
+  const keep = imageSnapshotKeys(engine);
+  for (const c of store.list()) keep.add(c.id);
+  return { keep, since: engine.images.liveLeases().since };
 }
 
 /**
@@ -30,11 +40,7 @@ export async function gcSnapshots(engine: Engine): Promise<void> {
     // image, the container row) before it, so every snapshot in this list has its owner in the
     // keep set read after it. Deciding once up front would take what others made meanwhile.
     const all = await sn.list();
-    const keep = imageSnapshotKeys(engine);
-    for (const c of store.list()) keep.add(c.id);
-    // a live build or load (a '*' lease) owns what it made since it began: its stage chains and
-    // views belong to no image yet
-    const since = engine.images.liveLeases().since;
+    const { keep, since } = owners(engine, store);
     const parents = new Set(all.map((s) => s.parent).filter((p): p is string => !!p));
     let removed = 0;
     for (const s of all) {
@@ -92,32 +98,19 @@ export async function checkSnapshots(engine: Engine, repair = false): Promise<{ 
   if (!['overlay2', 'vfs', 'fuse-overlayfs'].some((d) => existsSync(join(engine.root, d, 'metadata.db')))) return { info: [] };
   const sn = getSnapshotter(engine);
   const all = await sn.list();
-  const keep = imageSnapshotKeys(engine);
-  for (const c of new ContainerStore(engine).list()) keep.add(c.id);
+  const { keep, since } = owners(engine);
   const needed = new Set<string>();
   const byKey = new Map(all.map((x) => [x.key, x]));
   for (const k of keep) for (let x = byKey.get(k); x && !needed.has(x.key); x = x.parent ? byKey.get(x.parent) : undefined) needed.add(x.key);
-  const since = engine.images.liveLeases().since; // a live build's or load's own work is not stray
   const stray = all.filter((x) => x.kind === 'committed' && !needed.has(x.key) && !(since !== undefined && Date.parse(x.created) >= since));
   if (!stray.length) return { info: [] };
   if (repair) await gcSnapshots(engine);
   return { info: [`${stray.length} unpacked layer(s) no image or container uses${repair ? ': removed' : '; `system check --repair` or `image prune` removes them'}`] };
 }
 
-/** Mount points under the data root, deepest first (the mount table escapes blanks as \\ooo). */
+/** Mount points under the data root, deepest first. */
 function mountsUnder(root: string): string[] {
-  let text = '';
-  try {
-    text = readFileSync('/proc/self/mounts', 'utf8');
-  } catch {
-    return [];
-  }
-  const out = new Set<string>();
-  for (const l of text.split('\n')) {
-    const t = l.split(' ')[1]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (t && t.startsWith(root + '/')) out.add(t);
-  }
-  return [...out].sort((a, b) => b.length - a.length);
+  return [...new Set(mountPoints().filter((t) => t.startsWith(root + '/')))].sort((a, b) => b.length - a.length);
 }
 
 /**
@@ -135,12 +128,10 @@ export async function checkMounts(engine: Engine, repair = false): Promise<{ pro
     const ctr = /^containers\/([0-9a-f]{64})\/rootfs$/.exec(rel);
     const temp = /^(?:.*\/)?(?:\.overlay-probe|tmp-init)-(\d+)-[^/]+(?:\/m)?$/.exec(rel);
     if (ctr) {
+      // nobody's: the container is gone, or stopped (its supervisor dead) with no cp or export holding it
       const c = store.get(ctr[1]);
-      leaked = !c || (!c.state.Running && !store.lockHolder(c.id));
-      if (c?.state.Running) {
-        const { reconcile } = await import('../containers/index.js');
-        leaked = !(await reconcile(engine, c)).state.Running && !store.lockHolder(c.id);
-      }
+      const now = c?.state.Running ? await (await import('../containers/index.js')).reconcile(engine, c) : c;
+      leaked = !now || (!now.state.Running && !store.lockHolder(now.id));
     } else if (temp) leaked = !pidAlive(Number(temp[1]));
     else {
       info.push(`${m} is mounted under the data root by something shale does not know; left alone`);

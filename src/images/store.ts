@@ -77,11 +77,10 @@ export class ImageStore {
    */
   private wildcardHolder(id: string): number | undefined {
     const img = this.db.prepare('SELECT added FROM images WHERE id = ?').get(id) as { added: string } | undefined;
-    if (!img) return undefined;
-    const added = Date.parse(img.added);
-    const rows = this.db.prepare("SELECT pid, created FROM leases WHERE digest = '*'").all() as { pid: number; created: string }[];
-    return rows.find((r) => Date.parse(r.created) - 1000 <= added && pidAlive(r.pid))?.pid;
+    const { since, sinceHolder } = this.liveLeases();
+    return img && since !== undefined && Date.parse(img.added) >= since ? sinceHolder : undefined;
   }
+
 
   /** A container that uses the image, straight from the containers table (in the DB when containers exist). */
   private containerRowUsing(id: string): string | undefined {
@@ -300,19 +299,22 @@ export class ImageStore {
   }
 
   /** Digests leased by live processes; '*' leases protect every blob written since they began. */
-  liveLeases(): { digests: Set<string>; since?: number } {
+  liveLeases(): { digests: Set<string>; since?: number; sinceHolder?: number } {
     const rows = this.db.prepare('SELECT digest, pid, created FROM leases').all() as { digest: string; pid: number; created: string }[];
     const live = new Set<string>();
     const dead: number[] = [];
     let since: number | undefined;
+    let sinceHolder: number | undefined;
     for (const r of rows) {
       if (!pidAlive(r.pid)) { dead.push(r.pid); continue; }
       live.add(r.digest);
-      if (r.digest === '*') since = Math.min(since ?? Infinity, Date.parse(r.created) - 1000);
+      const t = Date.parse(r.created) - 1000;
+      if (r.digest === '*' && t < (since ?? Infinity)) { since = t; sinceHolder = r.pid; }
     }
     if (dead.length) tx(this.db, () => { for (const p of new Set(dead)) this.db.prepare('DELETE FROM leases WHERE pid = ?').run(p); });
-    return { digests: live, since };
+    return { digests: live, since, sinceHolder };
   }
+
 
   /**
    * Undo a failed write (load, pull): delete the given blobs unless metadata references them

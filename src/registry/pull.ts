@@ -16,7 +16,7 @@ import { TAG_LIST_LIMIT, Transport, type TransportOptions } from './transport.js
 import { connectionError, isConnectionError, registryError } from './errors.js';
 import { silent, type Progress } from './progress.js';
 import { recordSources } from './sources.js';
-import { errorText, formatLimit, parsePlatform, readBody, readLimited, runLimited, variantOf } from './util.js';
+import { dropBody, errorText, formatLimit, parsePlatform, readBody, readLimited, runLimited, variantOf } from './util.js';
 
 /** Manifests and indexes larger than this are refused (docker's limit). */
 export const MANIFEST_LIMIT = 4 << 20;
@@ -200,7 +200,7 @@ function blobStream(t: Transport, r: Reference, desc: Descriptor, opts: { signal
           const cr = res.header('content-range');
           const start = res.status === 206 && cr ? Number(/bytes (\d+)-/.exec(cr)?.[1]) : 0;
           if (res.status === 206 && start !== got) {
-            res.body.destroy();
+            dropBody(res);
             throw invalidArgument(`pulling blob ${desc.digest}: the registry resumed at byte ${start}, not ${got}`);
           }
           if (res.status === 200) skip = got; // no Range support: read past what we have
@@ -219,7 +219,7 @@ function blobStream(t: Transport, r: Reference, desc: Descriptor, opts: { signal
             yield c;
           }
         } finally {
-          if (!res.body.destroyed) res.body.destroy();
+          dropBody(res);
         }
         if (got < desc.size) throw new Retry(`the connection closed after ${got} of ${desc.size} bytes`);
         opts.onEnd();

@@ -65,7 +65,7 @@ export async function readBody(res: RegistryResponse, opts: ReadBodyOptions): Pr
   const body = res.body;
   const len = Number(res.header('content-length'));
   if (tooLarge && Number.isFinite(len) && len > limit) {
-    body.destroy();
+    dropBody(res);
     throw tooLarge(len);
   }
   const ms = opts.timeoutMs ?? res.smallBodyTimeoutMs;
@@ -90,7 +90,7 @@ export async function readBody(res: RegistryResponse, opts: ReadBodyOptions): Pr
     throw e;
   } finally {
     clearTimeout(timer);
-    if (!body.destroyed) body.destroy();
+    dropBody(res);
   }
   return Buffer.concat(chunks);
 }
@@ -121,15 +121,23 @@ export async function errorText(res: RegistryResponse): Promise<string> {
 }
 
 /**
+ * Drop a body without reading (the rest of) it. Destroying an unread undici body makes it emit
+ * an abort 'error', which is expected here and must not become an uncaught exception.
+ */
+export function dropBody(res: RegistryResponse): void {
+  if (res.body.destroyed) return;
+  res.body.on('error', () => {});
+  res.body.destroy();
+}
+
+/**
  * Throw away a body that is not needed (a redirect's, a 401's, a success without content): read
  * to its end when it is small and quick (so the connection can be used again), else drop it.
  */
 export async function discard(res: RegistryResponse): Promise<void> {
   const len = Number(res.header('content-length'));
   if (res.body.destroyed || (Number.isFinite(len) && len > ERROR_BODY_LIMIT)) {
-    // destroying an unread body makes undici emit an abort 'error': it is expected here
-    res.body.on('error', () => {});
-    res.body.destroy();
+    dropBody(res);
     return;
   }
   await errorText(res).catch(() => {});

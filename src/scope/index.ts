@@ -14,6 +14,7 @@
 //   - the caller gets the fd of the final component's directory and its name, and does the last
 //     operation relative to it with O_NOFOLLOW (open, mkdir, symlink and unlink never follow).
 import { closeSync, constants as C, fstatSync, lstatSync, mkdirSync, openSync, readlinkSync, readSync, type Stats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { errno, invalidArgument, notFound, ShaleError } from '../errors.js';
 
 /** The path that reaches NAME inside the directory held open as fd (openat for path-based calls). */
@@ -22,6 +23,16 @@ export function at(fd: number, name?: string): string {
 }
 
 export const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
+
+/** lstat of NAME in the directory held as fd (never following it), or undefined when it is not there. */
+export function lstatAt(fd: number, name: string): Stats | undefined {
+  try {
+    return lstatSync(at(fd, name));
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+}
 
 /** A second fd on the directory held as fd (its /proc link is followed: it is that directory). */
 export function reopenDir(fd: number): number {
@@ -131,14 +142,7 @@ export class Scope {
         }
         const last = queue.length === 0;
         const dirFd = top();
-        let st: Stats | undefined;
-        if (dirFd >= 0) {
-          try {
-            st = lstatSync(at(dirFd, c));
-          } catch (e) {
-            if (errno(e) !== 'ENOENT') throw e;
-          }
-        }
+        let st = dirFd >= 0 ? lstatAt(dirFd, c) : undefined;
         if (st?.isSymbolicLink() && (!last || followFinal)) {
           if (++links > MAX_LINKS) throw invalidArgument(`${what} ${path}: too many levels of symbolic links`);
           let target: string;
@@ -293,23 +297,74 @@ function mkdirOne(dirFd: number, name: string, mode: number): void {
   }
 }
 
+/** A file's identity when it was looked at: an open must find this very file. */
+export interface Identity {
+  dev: number;
+  ino: number;
+}
+
+const OPEN_FILE = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
+const RETRY = 'retry when nothing is rewriting that path';
+
+/** The open of a file looked at before failed: it was swapped for a link or removed meanwhile. */
+function openFailed(e: unknown, what: string, during: string): unknown {
+  if (errno(e) === 'ELOOP') return new ShaleError('Conflict', `${what} was replaced by a symlink while ${during}`, RETRY);
+  if (errno(e) === 'ENOENT') return new ShaleError('Conflict', `${what} was removed while ${during}`, RETRY);
+  return e;
+}
+
+/** What was opened is a regular file and, when given, the one with this identity. */
+function sameFile(st: Stats, expect: Identity | undefined): boolean {
+  return st.isFile() && (!expect || (st.ino === expect.ino && st.dev === expect.dev));
+}
+
+function replaced(what: string, during: string): ShaleError {
+  return new ShaleError('Conflict', `${what} was replaced while ${during}`, RETRY);
+}
+
 /**
  * Open a regular file NAME in a held directory for reading without following a symlink, and
  * check it is still the file that was lstat-ed (same device and inode).
  */
-export function openFileAt(dirFd: number, name: string, expect?: Stats): number {
+export function openFileAt(dirFd: number, name: string, expect?: Identity): number {
   let fd: number;
   try {
-    fd = openSync(at(dirFd, name), C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+    fd = openSync(at(dirFd, name), OPEN_FILE);
   } catch (e) {
-    if (errno(e) === 'ELOOP') throw new ShaleError('Conflict', `${name} was replaced by a symlink while it was read`, 'retry when the container is not rewriting that path');
-    if (errno(e) === 'ENOENT') throw new ShaleError('Conflict', `${name} was removed while it was read`, 'retry when the container is not rewriting that path');
-    throw e;
+    throw openFailed(e, name, 'it was read');
   }
-  const st = fstatSync(fd);
-  if (!st.isFile() || (expect && (st.ino !== expect.ino || st.dev !== expect.dev))) {
+  if (!sameFile(fstatSync(fd), expect)) {
     closeSync(fd);
-    throw new ShaleError('Conflict', `${name} was replaced while it was read`, 'retry when the container is not rewriting that path');
+    throw replaced(name, 'it was read');
   }
   return fd;
+}
+
+/**
+ * The same for a path whose parents are trusted (resolved in scope before, or the store's own):
+ * the last component is never followed, and the file must be the one looked at. `during` says
+ * what was going on, for the error ("the build read it", "it was archived").
+ */
+export async function openVerified(path: string, expect: Identity | undefined, what: string, during: string): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, OPEN_FILE);
+  } catch (e) {
+    throw openFailed(e, what, during);
+  }
+  if (!sameFile(await fh.stat(), expect)) {
+    await fh.close();
+    throw replaced(what, during);
+  }
+  return fh;
+}
+
+/** openVerified, read whole (for files known to be small). */
+export async function readVerified(path: string, expect: Identity | undefined, what: string, during: string): Promise<Buffer> {
+  const fh = await openVerified(path, expect, what, during);
+  try {
+    return await fh.readFile();
+  } finally {
+    await fh.close();
+  }
 }

@@ -16,7 +16,7 @@ import type { TarHeader } from '../archive/tar/header.js';
 import { devNumbers, typeOf } from '../archive/create.js';
 import { sortBytes } from '../archive/walk.js';
 import { errno, invalidArgument, permissionDenied, ShaleError } from '../errors.js';
-import { at, DIR_FLAGS, openFileAt, reopenDir, type Scope } from './index.js';
+import { at, DIR_FLAGS, lstatAt, openFileAt, reopenDir, type Scope } from './index.js';
 
 export interface ReadTreeOptions {
   /** xattrs by name relative to the tree's top ('' = the top), e.g. from getfattr */
@@ -44,13 +44,8 @@ export async function* readTree(dirFd: number, name: string, prefix: string, opt
         if (!now) throw new ShaleError('Conflict', `${rel || '/'} was replaced while it was read`, 'retry when the container is not rewriting that path');
         if (tarName) yield { header: { ...h, name: tarName.endsWith('/') ? tarName : tarName + '/' } };
         for (const child of sortBytes(readdirSync(at(fd)))) {
-          let cst: Stats;
-          try {
-            cst = lstatSync(at(fd, child));
-          } catch (e) {
-            if (errno(e) === 'ENOENT') continue; // gone meanwhile, as tar skips it
-            throw e;
-          }
+          const cst = lstatAt(fd, child);
+          if (!cst) continue; // gone meanwhile, as tar skips it
           yield* one(fd, child, cst, tarName ? `${tarName.replace(/\/$/, '')}/${child}` : child, rel ? `${rel}/${child}` : child);
         }
       } finally {
@@ -118,29 +113,39 @@ export interface ExtractEntry {
 export async function extractTree(scope: Scope, destInner: string, entries: AsyncIterable<ExtractEntry>, opts: ExtractOptions = {}): Promise<{ entries: number }> {
   const dirMeta: { inner: string; h: TarHeader }[] = [];
   let n = 0;
-  for await (const { header: h, body } of entries) {
-    n++;
-    const parts = h.name.split('/').filter((p) => p !== '' && p !== '.');
-    if (parts.includes('..')) throw invalidArgument(`archive entry ${JSON.stringify(h.name)} climbs out with ".."`, 'entries must stay inside the destination');
-    const inner = posix.join(destInner, ...parts);
-    if (h.type === 'dir') {
-      scope.mkdirAll(inner, 0o755, 'archive entry');
-      dirMeta.push({ inner, h });
-      if (body) for await (const _ of body) { /* directories carry no data */ }
-      continue;
-    }
-    if (parts.length === 0) throw invalidArgument(`archive entry ${JSON.stringify(h.name)} names the destination itself but is not a directory`);
-    const parentInner = posix.dirname(inner);
-    scope.mkdirAll(parentInner, 0o755, 'archive entry');
-    const f = scope.walk(inner, { followFinal: false, what: 'archive entry' });
-    try {
-      if (f.dirFd < 0) throw invalidArgument(`archive entry ${h.name}: its directory could not be made`);
-      if (f.st?.isDirectory()) throw invalidArgument(`cannot overwrite directory ${f.inner} with non-directory ${h.name}`);
-      if (f.st) unlinkSync(f.path);
+  // the directory the last non-directory entry went into, held open: the entries of one
+  // directory (an archive lists them together) resolve it once
+  let held: { inner: string; fd: number; resolved: string } | undefined;
+  const dirOf = (parentInner: string) => {
+    if (held?.inner === parentInner) return held;
+    if (held) closeSync(held.fd);
+    held = undefined;
+    const d = scope.openDir(parentInner, { mkdir: 0o755, what: 'archive entry' });
+    return (held = { inner: parentInner, fd: d.fd, resolved: d.inner });
+  };
+  try {
+    for await (const { header: h, body } of entries) {
+      n++;
+      const parts = h.name.split('/').filter((p) => p !== '' && p !== '.');
+      if (parts.includes('..')) throw invalidArgument(`archive entry ${JSON.stringify(h.name)} climbs out with ".."`, 'entries must stay inside the destination');
+      const inner = posix.join(destInner, ...parts);
+      if (h.type === 'dir') {
+        scope.mkdirAll(inner, 0o755, 'archive entry');
+        dirMeta.push({ inner, h });
+        if (body) for await (const _ of body) { /* directories carry no data */ }
+        continue;
+      }
+      if (parts.length === 0) throw invalidArgument(`archive entry ${JSON.stringify(h.name)} names the destination itself but is not a directory`);
+      const dir = dirOf(posix.dirname(inner));
+      const name = parts[parts.length - 1];
+      const path = at(dir.fd, name); // never followed: every call below acts on the name itself
+      const st = lstatAt(dir.fd, name);
+      if (st?.isDirectory()) throw invalidArgument(`cannot overwrite directory ${posix.join(dir.resolved, name)} with non-directory ${h.name}`);
+      if (st) unlinkSync(path);
       const owner = opts.sameOwner ? { uid: h.uid, gid: h.gid } : { uid: 0, gid: 0 };
       switch (h.type) {
         case 'file': {
-          const fd = openSync(f.path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+          const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
           try {
             let got = 0;
             if (body) {
@@ -160,9 +165,9 @@ export async function extractTree(scope: Scope, destInner: string, entries: Asyn
           break;
         }
         case 'symlink':
-          symlinkSync(h.linkname ?? '', f.path);
-          chownIfRoot(() => lchownSync(f.path, owner.uid, owner.gid));
-          lutimesSync(f.path, h.mtime, h.mtime);
+          symlinkSync(h.linkname ?? '', path);
+          chownIfRoot(() => lchownSync(path, owner.uid, owner.gid));
+          lutimesSync(path, h.mtime, h.mtime);
           break;
         case 'link': {
           const tparts = (h.linkname ?? '').split('/').filter((p) => p !== '' && p !== '.');
@@ -170,7 +175,7 @@ export async function extractTree(scope: Scope, destInner: string, entries: Asyn
           const t = scope.walk(posix.join(destInner, ...tparts), { followFinal: false, what: 'hardlink target' });
           try {
             if (!t.st || t.st.isDirectory()) throw invalidArgument(`archive hardlink ${h.name} -> ${h.linkname}: no such file in the destination`);
-            linkSync(t.path, f.path); // link(2) never follows a symlink named as its source
+            linkSync(t.path, path); // link(2) never follows a symlink named as its source
           } finally {
             t.close();
           }
@@ -181,19 +186,19 @@ export async function extractTree(scope: Scope, destInner: string, entries: Asyn
         case 'block': {
           if (h.type !== 'fifo' && !opts.devices) throw invalidArgument(`archive entry ${h.name} is a device node: not copied`, 'copy device nodes with mknod in the container');
           // mknod(1) gets the directory as its fd 3, so the name resolves inside it and nowhere else
-          const args = h.type === 'fifo' ? [`/proc/self/fd/3/${f.name}`, 'p'] : [`/proc/self/fd/3/${f.name}`, h.type === 'char' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)];
-          const r = spawnSync('mknod', ['-m', (h.mode & 0o7777).toString(8), ...args], { stdio: ['ignore', 'ignore', 'pipe', f.dirFd], encoding: 'utf8' });
+          const args = h.type === 'fifo' ? [`/proc/self/fd/3/${name}`, 'p'] : [`/proc/self/fd/3/${name}`, h.type === 'char' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)];
+          const r = spawnSync('mknod', ['-m', (h.mode & 0o7777).toString(8), ...args], { stdio: ['ignore', 'ignore', 'pipe', dir.fd], encoding: 'utf8' });
           if (r.status !== 0) throw permissionDenied(`mknod ${h.name}: ${(r.stderr || '').trim() || 'failed'}`);
-          chownIfRoot(() => lchownSync(f.path, owner.uid, owner.gid));
+          chownIfRoot(() => lchownSync(path, owner.uid, owner.gid));
           break;
         }
         default:
           break; // other types are skipped, as tar does
       }
       if (body && h.type !== 'file') for await (const _ of body) { /* drain */ }
-    } finally {
-      f.close();
     }
+  } finally {
+    if (held) closeSync(held.fd);
   }
   // directory metadata last (deepest first), so writing into them did not change their times
   for (const { inner, h } of dirMeta.reverse()) {

@@ -183,16 +183,25 @@ export async function unmount(target: string, lazy = false): Promise<void> {
   }
 }
 
-/** Is something mounted on target (an absolute, canonical path)? Reads /proc/self/mounts, no process. */
-export function isMounted(target: string): boolean {
+/** Every mount point in this process's mount table (it escapes space, tab, newline and backslash as \\ooo). */
+export function mountPoints(): string[] {
   let text: string;
   try {
     text = readFileSync('/proc/self/mounts', 'utf8');
   } catch {
-    return false;
+    return [];
   }
-  // the mount point field escapes space, tab, newline and backslash as \ooo
-  return text.split('\n').some((l) => l.split(' ')[1]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === target);
+  const out: string[] = [];
+  for (const l of text.split('\n')) {
+    const t = l.split(' ')[1];
+    if (t) out.push(t.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+  }
+  return out;
+}
+
+/** Is something mounted on target (an absolute, canonical path)? Reads /proc/self/mounts, no process. */
+export function isMounted(target: string): boolean {
+  return mountPoints().includes(target);
 }
 
 /**

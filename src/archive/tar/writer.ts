@@ -1,7 +1,6 @@
 // Tar writer: push headers and file data into a Readable, with backpressure.
 import { Readable } from 'node:stream';
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { openVerified, readVerified } from '../../scope/index.js';
 
 const SMALL = 1 << 20;
 import { encodeHeader, padding, END_OF_ARCHIVE, type TarHeader } from './header.js';
@@ -32,7 +31,7 @@ async function* readAhead(entries: AsyncIterable<TarSourceEntry> | Iterable<TarS
       if (r.done) { done = true; break; }
       const e = r.value;
       const small = e.file && !e.stream && !e.data && e.header.type === 'file' && e.header.size > 0 && e.header.size <= SMALL;
-      const pending = small ? openChecked(e).then(async (fh) => { try { return await fh.readFile(); } finally { await fh.close(); } }) : undefined;
+      const pending = small ? readVerified(e.file!, e.expect, e.header.name, 'it was archived') : undefined;
       pending?.catch(() => undefined); // handled when its turn comes
       queue.push({ e, pending });
     }
@@ -43,24 +42,10 @@ async function* readAhead(entries: AsyncIterable<TarSourceEntry> | Iterable<TarS
 }
 
 /**
- * Open an entry's file without following a symlink in its last component, and check it is the
- * file that was lstat-ed (a live container may swap it for a link to a host file meanwhile).
+ * An entry's file, opened without following a symlink in its last component and checked to be
+ * the file that was lstat-ed (a live container may swap it for a link to a host file meanwhile).
  */
-async function openChecked(e: TarSourceEntry) {
-  let fh;
-  try {
-    fh = await open(e.file!, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ELOOP') throw new Error(`${e.header.name} was replaced by a symlink while it was archived`);
-    throw err;
-  }
-  const st = await fh.stat();
-  if (!st.isFile() || (e.expect && (st.dev !== e.expect.dev || st.ino !== e.expect.ino))) {
-    await fh.close();
-    throw new Error(`${e.header.name} was replaced while it was archived`);
-  }
-  return fh;
-}
+const openChecked = (e: TarSourceEntry) => openVerified(e.file!, e.expect, e.header.name, 'it was archived');
 
 /** Turn an (async) sequence of entries into a tar byte stream. */
 export function writeTar(entries: AsyncIterable<TarSourceEntry> | Iterable<TarSourceEntry>): Readable {
