@@ -197,7 +197,7 @@ export async function build(engine: Engine, o: BuildOptions): Promise<BuildResul
   const df = parseDockerfile(text, basename(file));
   const allow = new Set(o.allow ?? []);
   if (o.network === 'host') allow.add('network.host');
-  for (const a of allow) if (!(ENTITLEMENTS as readonly string[]).includes(a)) throw invalidArgument(`invalid entitlement: ${a}`, `shale builds know ${ENTITLEMENTS.join(', ')}`);
+  for (const a of allow) if (!(ENTITLEMENTS as readonly string[]).includes(a)) throw invalidArgument(`--allow ${a}: invalid entitlement`, `shale builds know ${ENTITLEMENTS.join(', ')}`);
   const say = o.progress ?? (() => {});
   const result: BuildResult = { id: '' as Digest, steps: [] };
   const release = engine.images.lease(['*']);
