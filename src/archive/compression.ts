@@ -1,5 +1,6 @@
 // Layer compression: gzip (zlib) and zstd (the zstd tool; Node 20's zlib has no zstd).
 // Detects the format from magic bytes so any layer blob can be opened the same way.
+import { humanBytes } from '../units/index.js';
 import { createGzip, createGunzip, constants } from 'node:zlib';
 import { spawn } from 'node:child_process';
 import { statfs } from 'node:fs/promises';
@@ -83,13 +84,6 @@ export const minFreeSpace = (): number => sizeFromEnv('SHALE_MIN_FREE_SPACE', 25
 
 /** How often (in uncompressed bytes) the free space is looked at while a layer streams. */
 const SPACE_CHECK_EVERY = 16 << 20;
-
-export function humanBytes(n: number): string {
-  for (const [u, f] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
-    if (n >= f) return `${+(n / f).toFixed(1)} ${u}`;
-  }
-  return `${n} B`;
-}
 
 export interface LayerLimits {
   /** refuse a layer whose uncompressed tar is larger (default: maxLayerSize()) */

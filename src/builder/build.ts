@@ -7,7 +7,7 @@ import { chmod, lstat, mkdir, mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, posix, relative, resolve } from 'node:path';
 import { applyLayer, openUncompressed, readTar, writeTar, type TarSourceEntry } from '../archive/index.js';
 import { sha256, type Digest } from '../digest/index.js';
-import type { Engine } from '../engine/index.js';
+import type { Store } from '../store/index.js';
 import { errno, invalidArgument, notFound, permissionDenied, ShaleError } from '../errors.js';
 import { chainIds } from '../images/store.js';
 import { ingestTar, openLayerTar, type LayerRecord } from '../images/layers.js';
@@ -19,7 +19,7 @@ import { placeEntries, stageOf, type FollowDest, type Stage } from './dest.js';
 import { expandWord, parseDockerfile, type Env, type Instruction } from './dockerfile/index.js';
 
 export interface RunStepRequest {
-  engine: Engine;
+  engine: Store;
   layers: LayerRecord[];
   config: ContainerConfig;
   args: string[];
@@ -170,7 +170,7 @@ async function readDockerfile(ctx: BuildContext, file: string, fromCwd: boolean)
  * setuid files and the rest of their content are out of reach of other users while a build
  * runs (an archive's root entry may make its own directory 0755).
  */
-export async function privateTmp(engine: Engine): Promise<string> {
+export async function privateTmp(engine: Store): Promise<string> {
   const dir = join(engine.root, 'tmp');
   try {
     await mkdir(dir, { mode: 0o700 });
@@ -186,7 +186,7 @@ export async function privateTmp(engine: Engine): Promise<string> {
   return dir;
 }
 
-export async function build(engine: Engine, o: BuildOptions): Promise<BuildResult> {
+export async function build(engine: Store, o: BuildOptions): Promise<BuildResult> {
   const file = o.dockerfile ?? 'Dockerfile';
   // the context directory itself is the user's choice (followed if it is a link); what is in it is not
   const cst = await stat(o.contextDir).catch((e) => { if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined; throw e; });
@@ -406,7 +406,7 @@ function owner(spec: string | undefined): { uid: number; gid: number } {
   return { uid, gid };
 }
 
-async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, escape: string, done: StageState[], rootfsOf: (l: LayerRecord[]) => Promise<string>, engine: Engine): Promise<CopyPlan> {
+async function planCopy(ins: Instruction, st: StageState, ctx: BuildContext, escape: string, done: StageState[], rootfsOf: (l: LayerRecord[]) => Promise<string>, engine: Store): Promise<CopyPlan> {
   const x = (w: string) => expandWord(w, st.env, escape);
   const words = ins.json ? ins.args : ins.args;
   const heredocs = ins.heredocs;

@@ -30,8 +30,8 @@ import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { classify, readTar, type TarSourceEntry } from '../archive/index.js';
-import type { Engine } from '../engine/index.js';
-import { getSnapshotter } from '../engine/rootfs.js';
+import type { Store } from '../store/index.js';
+import { getSnapshotter } from '../store/rootfs.js';
 import { invalidArgument, isShaleError } from '../errors.js';
 import { openLayerTar, type LayerRecord } from '../images/layers.js';
 import { chainIds } from '../images/store.js';
@@ -42,7 +42,7 @@ import { mountAll, unmountAll, type Snapshotter } from '../snapshots/index.js';
  * Every layer of the chain a committed snapshot named by its chain ID (as unpackImage makes
  * them for an image, without the init layer). Returns the top chain ID.
  */
-async function unpackChain(engine: Engine, sn: Snapshotter, layers: LayerRecord[]): Promise<string> {
+async function unpackChain(engine: Store, sn: Snapshotter, layers: LayerRecord[]): Promise<string> {
   const chain = chainIds(layers.map((l) => l.diffId));
   let parent: string | undefined;
   for (let i = 0; i < layers.length; i++) {
@@ -86,7 +86,7 @@ const VIEW_BUDGET = Number(process.env.SHALE_BUILD_VIEW_BYTES ?? 16 << 20);
  * duration of fn, then unmounted and dropped. The mount directory is removed with rmdir only,
  * so nothing is ever deleted through a mount that did not go away.
  */
-async function withView<T>(engine: Engine, layers: LayerRecord[], tmpDir: () => Promise<string>, fn: (scope: Scope) => T | Promise<T>): Promise<T> {
+async function withView<T>(engine: Store, layers: LayerRecord[], tmpDir: () => Promise<string>, fn: (scope: Scope) => T | Promise<T>): Promise<T> {
   const sn = getSnapshotter(engine);
   const key = `build-view-${randomBytes(8).toString('hex')}`;
   let mounts;
@@ -116,12 +116,12 @@ async function withView<T>(engine: Engine, layers: LayerRecord[], tmpDir: () => 
 
 /** The stage a COPY writes into: its layers (captured when the step is planned). */
 export interface Stage {
-  engine: Engine;
+  engine: Store;
   layers: LayerRecord[];
   tmpDir: () => Promise<string>;
 }
 
-export function stageOf(engine: Engine, layers: LayerRecord[], tmpDir: () => Promise<string>): Stage | undefined {
+export function stageOf(engine: Store, layers: LayerRecord[], tmpDir: () => Promise<string>): Stage | undefined {
   return layers.length ? { engine, layers: [...layers], tmpDir } : undefined;
 }
 
@@ -141,7 +141,7 @@ interface LayerOps {
 
 const opsCache = new Map<string, LayerOps>(); // by diff ID: a layer never changes
 
-async function layerOps(engine: Engine, l: LayerRecord): Promise<LayerOps> {
+async function layerOps(engine: Store, l: LayerRecord): Promise<LayerOps> {
   const have = opsCache.get(l.diffId);
   if (have) return have;
   const ops: LayerOps = { gone: [], opaque: [], put: [] };
@@ -159,7 +159,7 @@ async function layerOps(engine: Engine, l: LayerRecord): Promise<LayerOps> {
 }
 
 /** The merged tree of directories and symlinks of the stage (files are left out: absent and a file are alike here). */
-async function imageTree(engine: Engine, layers: LayerRecord[]): Promise<INode> {
+async function imageTree(engine: Store, layers: LayerRecord[]): Promise<INode> {
   const root: INode = { link: false, children: new Map() };
   const dirAt = (parts: string[]): INode | undefined => {
     let n = root;

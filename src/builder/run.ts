@@ -12,8 +12,8 @@ import { ingestTar } from '../images/layers.js';
 import { clampMtimes } from '../archive/index.js';
 import { hostArch, type ImageConfig } from '../oci/index.js';
 import { createContainer, removeContainer, startAttached } from '../containers/index.js';
-import { getSnapshotter } from '../engine/rootfs.js';
-import { BUILD_OWNER_LABEL, processIdentity } from '../engine/owner.js';
+import { getSnapshotter } from '../store/rootfs.js';
+import { BUILD_OWNER_LABEL, processIdentity } from '../store/owner.js';
 
 const sink = (): Writable => new W({ write: (_c, _e, cb) => cb() });
 

@@ -13,7 +13,7 @@ import type { TarHeader } from '../archive/tar/header.js';
 import { walk } from '../archive/walk.js';
 import { devNumbers, typeOf } from '../archive/create.js';
 import { xattrsOfTree } from '../sys/index.js';
-import type { Engine } from '../engine/index.js';
+import type { Store } from '../store/index.js';
 import { errno, invalidArgument, notFound } from '../errors.js';
 import { Scope } from '../scope/index.js';
 import { extractTree, readTree, type ExtractEntry } from '../scope/tree.js';
@@ -36,7 +36,7 @@ export interface ContainerPath {
  * Where `p` lands as the container sees it: below a volume or bind mount's target it resolves
  * inside that volume or host directory (clamped there), elsewhere inside the rootfs.
  */
-export function containerPath(engine: Engine, c: Container, rootfs: string, p: string, opts: { followFinal?: boolean; what?: string } = {}): ContainerPath {
+export function containerPath(engine: Store, c: Container, rootfs: string, p: string, opts: { followFinal?: boolean; what?: string } = {}): ContainerPath {
   const root = new Scope(rootfs, { label: 'container' });
   const r = root.resolve(p, opts);
   let best: { t: string; source: string; ro: boolean } | undefined;
@@ -104,7 +104,7 @@ export interface CopyOptions {
 }
 
 /** `cp HOST ctr:DEST` and `cp - ctr:DEST` (a tar on `tar`). */
-export async function copyToContainer(engine: Engine, c: Container, rootfs: string, src: { hostPath: string } | { tar: Readable }, dest: string, o: CopyOptions = {}): Promise<void> {
+export async function copyToContainer(engine: Store, c: Container, rootfs: string, src: { hostPath: string } | { tar: Readable }, dest: string, o: CopyOptions = {}): Promise<void> {
   const d = containerPath(engine, c, rootfs, dest, { what: 'destination path' });
   if (d.readOnly) throw invalidArgument(`mounted volume is marked read-only: ${d.containerPath}`);
   const opts = { sameOwner: !!o.archive };
@@ -134,7 +134,7 @@ export async function copyToContainer(engine: Engine, c: Container, rootfs: stri
 }
 
 /** The source of `cp ctr:SRC ...`: where it resolved, and its entries named under `top`. */
-function openSource(engine: Engine, c: Container, rootfs: string, srcPath: string, o: CopyOptions): { st: Stats; inner: string; entries: (top: string) => AsyncGenerator<TarSourceEntry>; close: () => void } {
+function openSource(engine: Store, c: Container, rootfs: string, srcPath: string, o: CopyOptions): { st: Stats; inner: string; entries: (top: string) => AsyncGenerator<TarSourceEntry>; close: () => void } {
   const contents = /\/\.$/.test(srcPath);
   const s = containerPath(engine, c, rootfs, srcPath, { followFinal: !!o.followLink || contents || srcPath.endsWith('/'), what: 'path' });
   const f = s.scope.walk(s.inner, { followFinal: !!o.followLink || contents || srcPath.endsWith('/') });
@@ -146,14 +146,14 @@ function openSource(engine: Engine, c: Container, rootfs: string, srcPath: strin
 }
 
 /** `cp ctr:SRC -`: the tar docker writes (the source under its base name). */
-export function archiveFromContainer(engine: Engine, c: Container, rootfs: string, srcPath: string, o: CopyOptions = {}): { stream: Readable; close: () => void } {
+export function archiveFromContainer(engine: Store, c: Container, rootfs: string, srcPath: string, o: CopyOptions = {}): { stream: Readable; close: () => void } {
   const src = openSource(engine, c, rootfs, srcPath, o);
   const name = posix.basename(src.inner) || '';
   return { stream: writeTar(src.entries(name)), close: src.close };
 }
 
 /** `cp ctr:SRC HOSTDEST`: written under the host destination and nowhere else. */
-export async function copyFromContainer(engine: Engine, c: Container, rootfs: string, srcPath: string, hostDest: string, o: CopyOptions = {}): Promise<void> {
+export async function copyFromContainer(engine: Store, c: Container, rootfs: string, srcPath: string, hostDest: string, o: CopyOptions = {}): Promise<void> {
   const src = openSource(engine, c, rootfs, srcPath, o);
   try {
     const contents = /\/\.$/.test(srcPath);

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { isShaleError } from '../errors.js';
 import type { Engine } from '../engine/index.js';
 import { containerUsingImage, gcSnapshots } from '../engine/hooks.js';
-import { getSnapshotter, initKey } from '../engine/rootfs.js';
+import { getSnapshotter, initKey } from '../store/rootfs.js';
 import { ContainerStore, VolumeStore, createContainer, removeContainer, startDetached, stopContainer, waitStopped } from './index.js';
 import { readLogs } from './logs.js';
 import { logPath } from './supervise.js';

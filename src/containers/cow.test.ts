@@ -10,7 +10,7 @@ import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { readTar } from '../archive/index.js';
 import type { Engine } from '../engine/index.js';
-import { getSnapshotter } from '../engine/rootfs.js';
+import { getSnapshotter } from '../store/rootfs.js';
 import { xattrsOf } from '../sys/index.js';
 import { sizeRw } from './inspect.js';
 import { busybox, destroyEngine, dirEntry, fileBytes, fileEntry, layeredImage, run, tempEngine, treeSums } from './testutil.js';

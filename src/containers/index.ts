@@ -9,8 +9,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
-import type { Engine } from '../engine/index.js';
-import { getSnapshotter, unpackImage } from '../engine/rootfs.js';
+import type { Store } from '../store/index.js';
+import { getSnapshotter, unpackImage } from '../store/rootfs.js';
 import { conflict, invalidArgument, isShaleError, notFound, ShaleError } from '../errors.js';
 import { mountAll } from '../snapshots/index.js';
 import { mountedAt, unmountRootfs } from './mounts.js';
@@ -131,7 +131,7 @@ export function parseMountFlag(v: string): MountSpec {
   return { Type: 'volume', Source: src, Target: checkTarget(dst, 'volume'), ReadOnly: ro, Anonymous: !src };
 }
 
-export async function createContainer(engine: Engine, o: CreateOptions): Promise<Container> {
+export async function createContainer(engine: Store, o: CreateOptions): Promise<Container> {
   const store = new ContainerStore(engine);
   const vols = new VolumeStore(engine);
   const img = engine.images.tryResolve(o.image);
@@ -148,7 +148,7 @@ export async function createContainer(engine: Engine, o: CreateOptions): Promise
   }
 }
 
-async function createLeased(engine: Engine, o: CreateOptions, store: ContainerStore, vols: VolumeStore, imageId: string, id: string): Promise<Container> {
+async function createLeased(engine: Store, o: CreateOptions, store: ContainerStore, vols: VolumeStore, imageId: string, id: string): Promise<Container> {
   const img = { id: imageId };
   const icfg = engine.images.config(img.id).config ?? {};
   const name = o.name ?? store.randomName();
@@ -273,7 +273,7 @@ async function createLeased(engine: Engine, o: CreateOptions, store: ContainerSt
 }
 
 /** Mark a container whose supervisor died as exited (the CLI never leaves "running" ghosts). */
-export async function reconcile(engine: Engine, c: Container): Promise<Container> {
+export async function reconcile(engine: Store, c: Container): Promise<Container> {
   if (!c.state.Running) return c;
   if (pidAlive(c.state.ShimPid) || pidAlive(c.state.Pid)) return c;
   const store = new ContainerStore(engine);
@@ -283,7 +283,7 @@ export async function reconcile(engine: Engine, c: Container): Promise<Container
 }
 
 /** Mount the container's writable snapshot at <dir>/rootfs unless it is there already; says whether it was. */
-async function ensureRootfs(engine: Engine, store: ContainerStore, id: string): Promise<{ path: string; already: boolean }> {
+async function ensureRootfs(engine: Store, store: ContainerStore, id: string): Promise<{ path: string; already: boolean }> {
   const path = join(store.dir(id), 'rootfs');
   mkdirSync(path, { recursive: true });
   if (mountedAt(path)) return { path, already: true };
@@ -292,7 +292,7 @@ async function ensureRootfs(engine: Engine, store: ContainerStore, id: string): 
 }
 
 /** The container's rootfs mounted at <dir>/rootfs for host-side work (cp, export); release() unmounts it if the container is not running. */
-export async function mountRootfs(engine: Engine, c: Container, op = 'copy'): Promise<{ path: string; release: () => Promise<void> }> {
+export async function mountRootfs(engine: Store, c: Container, op = 'copy'): Promise<{ path: string; release: () => Promise<void> }> {
   const store = new ContainerStore(engine);
   // exclusive with rm (and other copies) of this container until release(): an rm -f waits for
   // the copy, so a copy that reports success has really landed in the container
@@ -331,7 +331,7 @@ async function fillVolume(vols: VolumeStore, name: string, rootfs: string, inner
 }
 
 /** Everything up to handing the bundle to the runtime: mount rootfs, mounts, user, config.json. */
-async function prepareBundle(engine: Engine, c: Container): Promise<void> {
+async function prepareBundle(engine: Store, c: Container): Promise<void> {
   const store = new ContainerStore(engine);
   const vols = new VolumeStore(engine);
   const dir = store.dir(c.id);
@@ -382,7 +382,7 @@ function startError(r: Extract<Ready, { ok: false }>): ShaleError {
 }
 
 /** Start detached: a shim process supervises the run; resolves once the container is running. */
-export async function startDetached(engine: Engine, c: Container): Promise<void> {
+export async function startDetached(engine: Store, c: Container): Promise<void> {
   c = await reconcile(engine, c);
   if (c.state.Running) return;
   await prepareBundle(engine, c);
@@ -410,7 +410,7 @@ export async function startDetached(engine: Engine, c: Container): Promise<void>
 }
 
 /** Start attached: supervise in this process, streaming output; resolves with the exit code. */
-export async function startAttached(engine: Engine, c: Container, opts: { stdin?: Readable; stdout?: Writable; stderr?: Writable; forwardSignals?: boolean } = {}): Promise<number> {
+export async function startAttached(engine: Store, c: Container, opts: { stdin?: Readable; stdout?: Writable; stderr?: Writable; forwardSignals?: boolean } = {}): Promise<number> {
   c = await reconcile(engine, c);
   if (c.state.Running) throw conflict(`container ${c.name} is already running`, 'use `shale logs -f` or `shale exec`');
   await prepareBundle(engine, c);
@@ -443,11 +443,11 @@ export async function startAttached(engine: Engine, c: Container, opts: { stdin?
 }
 
 /** The OCI runtime a container runs under: its own --runtime, else the engine's. */
-export function runtimeFor(engine: Engine, c: Container): Runtime {
+export function runtimeFor(engine: Store, c: Container): Runtime {
   return findRuntime(engine.root, c.hostConfig.Runtime ?? engine.opts.runtime);
 }
 
-function runRuntime(engine: Engine, c: Container, args: string[]): Promise<{ code: number; stderr: string }> {
+function runRuntime(engine: Store, c: Container, args: string[]): Promise<{ code: number; stderr: string }> {
   const argv = runtimeArgv(runtimeFor(engine, c), args);
   return new Promise((res, rej) => {
     const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -462,7 +462,7 @@ function runRuntime(engine: Engine, c: Container, args: string[]): Promise<{ cod
  * Run fn with the container frozen if it is running (docker's commit --pause): a process that
  * cannot run cannot swap files for symlinks under a reader. Resumed on every exit path.
  */
-export async function whilePaused<T>(engine: Engine, ref: string, fn: () => Promise<T>): Promise<T> {
+export async function whilePaused<T>(engine: Store, ref: string, fn: () => Promise<T>): Promise<T> {
   const c = await reconcile(engine, new ContainerStore(engine).resolve(ref));
   if (!c.state.Running) return fn();
   const p = await runRuntime(engine, c, ['pause', c.id]);
@@ -474,7 +474,7 @@ export async function whilePaused<T>(engine: Engine, ref: string, fn: () => Prom
   }
 }
 
-export async function killContainer(engine: Engine, ref: string, signal = 'SIGKILL'): Promise<void> {
+export async function killContainer(engine: Store, ref: string, signal = 'SIGKILL'): Promise<void> {
   const store = new ContainerStore(engine);
   const c = await reconcile(engine, store.resolve(ref));
   const n = signalNumber(signal);
@@ -487,7 +487,7 @@ export async function killContainer(engine: Engine, ref: string, signal = 'SIGKI
 }
 
 /** Wait until the container is no longer running (or is gone). Returns the latest record, if any. */
-export async function waitStopped(engine: Engine, id: string, timeoutMs = Infinity): Promise<Container | undefined> {
+export async function waitStopped(engine: Store, id: string, timeoutMs = Infinity): Promise<Container | undefined> {
   const store = new ContainerStore(engine);
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -500,7 +500,7 @@ export async function waitStopped(engine: Engine, id: string, timeoutMs = Infini
   }
 }
 
-export async function stopContainer(engine: Engine, ref: string, timeoutSec?: number, signal?: string): Promise<void> {
+export async function stopContainer(engine: Store, ref: string, timeoutSec?: number, signal?: string): Promise<void> {
   const store = new ContainerStore(engine);
   const c = await reconcile(engine, store.resolve(ref));
   if (!c.state.Running) return;
@@ -515,7 +515,7 @@ export async function stopContainer(engine: Engine, ref: string, timeoutSec?: nu
 }
 
 /** Remove a container: its writable layer, directory and record (and with volumes, its anonymous volumes). */
-export async function removeContainer(engine: Engine, ref: string, opts: { force?: boolean; volumes?: boolean; fromShim?: boolean } = {}): Promise<Container | undefined> {
+export async function removeContainer(engine: Store, ref: string, opts: { force?: boolean; volumes?: boolean; fromShim?: boolean } = {}): Promise<Container | undefined> {
   const store = new ContainerStore(engine);
   let c = store.tryResolve(ref);
   if (!c) {
@@ -536,7 +536,7 @@ export async function removeContainer(engine: Engine, ref: string, opts: { force
   }
 }
 
-async function removeLocked(engine: Engine, store: ContainerStore, c: Container, opts: { force?: boolean; volumes?: boolean; fromShim?: boolean }): Promise<Container | undefined> {
+async function removeLocked(engine: Store, store: ContainerStore, c: Container, opts: { force?: boolean; volumes?: boolean; fromShim?: boolean }): Promise<Container | undefined> {
   c = await reconcile(engine, c);
   if (c.state.Running) {
     if (!opts.force) throw conflict(`cannot remove container "/${c.name}": container is running: stop the container before removing or force remove`, 'use `shale stop` first, or rm -f');
@@ -572,7 +572,7 @@ export interface ExecOptions {
 }
 
 /** runtime exec in a running container, with the CLI's stdio. Resolves with the command's exit code. */
-export async function execInContainer(engine: Engine, ref: string, o: ExecOptions): Promise<number> {
+export async function execInContainer(engine: Store, ref: string, o: ExecOptions): Promise<number> {
   const store = new ContainerStore(engine);
   const c = await reconcile(engine, store.resolve(ref));
   if (!c.state.Running) throw conflict(`container ${c.id} is not running`, 'start it first');

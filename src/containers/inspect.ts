@@ -2,8 +2,8 @@
 // GraphDriver, SizeRw/SizeRootFs) and sizes (the writable layer's diff, and what it takes on
 // disk: the diff on overlay2, the whole copy on vfs). Used by the CLI and by `inspect`'s hook.
 import { join } from 'node:path';
-import type { Engine } from '../engine/index.js';
-import { getSnapshotter } from '../engine/rootfs.js';
+import type { Store } from '../store/index.js';
+import { getSnapshotter } from '../store/rootfs.js';
 import { isShaleError } from '../errors.js';
 import { VfsSnapshotter } from '../snapshots/index.js';
 import { dirUsage } from '../snapshots/usage.js';
@@ -14,7 +14,7 @@ import { VolumeStore } from './volumes.js';
 import { reconcile } from './index.js';
 
 /** The writable layer's size (docker's SizeRw); 0 when the container has none. */
-export async function sizeRw(engine: Engine, c: Container): Promise<number> {
+export async function sizeRw(engine: Store, c: Container): Promise<number> {
   try {
     return (await getSnapshotter(engine).usage(c.id)).size;
   } catch (e) {
@@ -24,13 +24,13 @@ export async function sizeRw(engine: Engine, c: Container): Promise<number> {
 }
 
 /** Bytes the container's writable layer takes on disk: its diff on overlay, its whole copy on vfs. */
-export async function diskUsage(engine: Engine, c: Container): Promise<number> {
+export async function diskUsage(engine: Store, c: Container): Promise<number> {
   const sn = getSnapshotter(engine);
   if (sn instanceof VfsSnapshotter && sn.exists(c.id)) return (await dirUsage(sn.path(c.id))).size;
   return sizeRw(engine, c);
 }
 
-export async function inspectContainer(engine: Engine, c: Container, size: boolean): Promise<Record<string, unknown>> {
+export async function inspectContainer(engine: Store, c: Container, size: boolean): Promise<Record<string, unknown>> {
   c = await reconcile(engine, c);
   const store = new ContainerStore(engine);
   const vols = new VolumeStore(engine);
@@ -97,7 +97,7 @@ export async function inspectContainer(engine: Engine, c: Container, size: boole
   return obj;
 }
 
-export function inspectVolume(engine: Engine, name: string): Record<string, unknown> | undefined {
+export function inspectVolume(engine: Store, name: string): Record<string, unknown> | undefined {
   const vols = new VolumeStore(engine);
   const v = vols.get(name);
   if (!v) return undefined;

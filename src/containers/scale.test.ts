@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Engine } from '../engine/index.js';
 import { diskUsage } from './inspect.js';
 import { ContainerStore } from './store.js';
-import { getSnapshotter } from '../engine/rootfs.js';
+import { getSnapshotter } from '../store/rootfs.js';
 import { createContainer, mountRootfs } from './index.js';
 import { busybox, destroyEngine, dirEntry, fileBytes, fileEntry, layeredImage, run, tempEngine } from './testutil.js';
 

@@ -4,7 +4,7 @@
 // one JSON line on fd 3, then keeps going alone; its own errors go to <dir>/shim.log.
 import { appendFileSync, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { Engine } from '../engine/index.js';
+import { Store } from '../store/index.js';
 import { supervise, type Ready } from './supervise.js';
 import { removeContainer } from './index.js';
 
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGPIPE', () => undefined);
   process.on('SIGHUP', () => undefined);
-  const engine = Engine.open({ root: args.root, storageDriver: args.storageDriver, runtime: args.runtime });
+  const engine = Store.open({ root: args.root, storageDriver: args.storageDriver, runtime: args.runtime });
   try {
     const c = engine.db.prepare('SELECT host_config FROM containers WHERE id = ?').get(args.id) as { host_config: string } | undefined;
     const autoRemove = c ? (JSON.parse(c.host_config) as { AutoRemove?: boolean }).AutoRemove : false;

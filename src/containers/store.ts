@@ -6,7 +6,7 @@ import { processStartTime } from '../sys/index.js';
 import { join, resolve } from 'node:path';
 import { tx, type DB } from '../db.js';
 import { alreadyExists, conflict, invalidArgument, notFound } from '../errors.js';
-import type { Engine } from '../engine/index.js';
+import type { Store } from '../store/index.js';
 import type { ContainerConfig } from '../oci/index.js';
 
 const SCHEMA = `
@@ -136,7 +136,7 @@ export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
 export class ContainerStore {
   readonly db: DB;
-  constructor(readonly engine: Engine) {
+  constructor(readonly engine: Store) {
     this.db = engine.db;
     ensureSchema(this.db);
   }

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import type { Engine } from '../engine/index.js';
+import type { Store } from '../store/index.js';
 import { unmountRootfs } from './mounts.js';
 import { JsonLogWriter, logOptions } from './logs.js';
 import { findRuntime, runtimeArgv, type Runtime } from './runtime.js';
@@ -36,7 +36,7 @@ export function logPath(dir: string, id: string): string {
 }
 
 /** Run the container to its end. Resolves with its exit code (or the start failure's). */
-export async function supervise(engine: Engine, id: string, opts: SuperviseOptions): Promise<number> {
+export async function supervise(engine: Store, id: string, opts: SuperviseOptions): Promise<number> {
   const store = new ContainerStore(engine);
   const c = store.get(id);
   if (!c) throw new Error(`container ${id} vanished before it started`);

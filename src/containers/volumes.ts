@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path';
 import { tx, type DB } from '../db.js';
 import { alreadyExists, conflict, errno, invalidArgument, notFound } from '../errors.js';
-import type { Engine } from '../engine/index.js';
+import type { Store } from '../store/index.js';
 import { dirUsage } from '../snapshots/usage.js';
 import { pidAlive } from '../sys/index.js';
 import { ensureSchema, type Container } from './store.js';
@@ -30,7 +30,7 @@ export const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 export class VolumeStore {
   readonly db: DB;
   readonly root: string;
-  constructor(readonly engine: Engine) {
+  constructor(readonly engine: Store) {
     this.db = engine.db;
     ensureSchema(this.db);
     this.root = join(resolve(engine.root), 'volumes');

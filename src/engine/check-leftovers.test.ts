@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Engine } from './index.js';
 import { checkStore } from './check.js';
-import { getSnapshotter } from './rootfs.js';
+import { getSnapshotter } from '../store/rootfs.js';
 import { shaleOk, tempRoot } from '../testutil/index.js';
 
 test('runtime state of a removed container and unpacked layers of a removed image: reported, then repaired', async (t) => {

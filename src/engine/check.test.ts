@@ -101,7 +101,7 @@ test('the data root: --root, then SHALE_ROOT, then /var/lib/shale for root', (t)
 test('what an interrupted create leaves is reported as information and removed by --repair', async (t) => {
   const { engine, img } = await storeWithBusybox(t);
   const { ContainerStore, newId, newState } = await import('../containers/store.js');
-  const { getSnapshotter } = await import('./rootfs.js');
+  const { getSnapshotter } = await import('../store/rootfs.js');
   const store = new ContainerStore(engine);
   // a record whose writable layer was never prepared (killed between the two steps)
   const id = newId();

@@ -6,8 +6,8 @@ import { join, resolve } from 'node:path';
 import { mountPoints, pidAlive, unmount } from '../sys/index.js';
 import type { Engine } from './index.js';
 import { ContainerStore, shortCid, ZERO_TIME } from '../containers/store.js';
-import { getSnapshotter, imageSnapshotKeys } from './rootfs.js';
-import { BUILD_OWNER_LABEL, isAlive } from './owner.js';
+import { getSnapshotter, imageSnapshotKeys } from '../store/rootfs.js';
+import { BUILD_OWNER_LABEL, isAlive } from '../store/owner.js';
 
 /** Name or short ID of a container that uses the image, if any. */
 export function containerUsingImage(engine: Engine, imageId: string): string | undefined {

@@ -1,55 +1,34 @@
-// The composition root: one Engine per data root, holding the stores every command uses.
-// Nothing else opens databases or picks drivers, so the CLI, tests and (later) the API
-// server all see the same wiring.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { homedir } from 'node:os';
-import { ContentStore } from '../content/index.js';
-import { openDB, type DB } from '../db.js';
-import { ImageStore } from '../images/store.js';
+// The engine: the one front door over a data root. It extends the Store (db, content, images,
+// storage driver) with the container and volume stores, and the verb modules beside this file
+// (containers, images, volumes, system, prune, check) are what the CLI and the API server call.
+// Adapters translate flags or query parameters into these calls and format what comes back;
+// they hold no SQL and construct no store.
+import { Store, type StoreOptions } from '../store/index.js';
+import { ContainerStore } from '../containers/store.js';
+import { VolumeStore } from '../containers/volumes.js';
+import { getSnapshotter } from '../store/rootfs.js';
+import type { Snapshotter } from '../snapshots/index.js';
 
-export interface EngineOptions {
-  root?: string;
-  storageDriver?: string;
-  runtime?: string;
-}
+export { defaultRoot } from '../store/index.js';
+export type EngineOptions = StoreOptions;
 
-export function defaultRoot(): string {
-  if (process.env.SHALE_ROOT) return process.env.SHALE_ROOT;
-  if (process.getuid?.() === 0) return '/var/lib/shale';
-  const xdg = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
-  return join(xdg, 'shale');
-}
+export class Engine extends Store {
+  private _containers?: ContainerStore;
+  private _volumes?: VolumeStore;
 
-export class Engine {
-  readonly root: string;
-  readonly db: DB;
-  readonly content: ContentStore;
-  readonly images: ImageStore;
-  readonly opts: EngineOptions;
-  private closers: (() => void)[] = [];
-
-  private constructor(opts: EngineOptions) {
-    this.opts = opts;
-    this.root = opts.root ?? defaultRoot();
-    mkdirSync(this.root, { recursive: true, mode: 0o711 });
-    this.db = openDB(this.root);
-    this.content = new ContentStore(this.root);
-    this.images = new ImageStore(this.db, this.content);
-  }
-
-  static open(opts: EngineOptions = {}): Engine {
+  static override open(opts: EngineOptions = {}): Engine {
     return new Engine(opts);
   }
 
-  onClose(fn: () => void): void {
-    this.closers.push(fn);
+  get containers(): ContainerStore {
+    return (this._containers ??= new ContainerStore(this));
   }
 
-  close(): void {
-    for (const c of this.closers.reverse()) {
-      try { c(); } catch { /* closing anyway */ }
-    }
-    this.db.close();
+  get volumes(): VolumeStore {
+    return (this._volumes ??= new VolumeStore(this));
+  }
+
+  get snapshots(): Snapshotter {
+    return getSnapshotter(this);
   }
 }

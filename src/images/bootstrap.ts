@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { writeTar, type TarSourceEntry } from '../archive/index.js';
-import type { Engine } from '../engine/index.js';
+import type { Store } from '../store/index.js';
 import { failedPrecondition } from '../errors.js';
 import { importTarball } from './import.js';
 import type { ImageRecord } from './store.js';
@@ -35,7 +35,7 @@ export function busyboxRootfs(busybox = '/bin/busybox'): Readable {
   return writeTar(entries);
 }
 
-export async function bootstrapBusybox(engine: Engine, tag = 'busybox:latest', busybox?: string): Promise<ImageRecord> {
+export async function bootstrapBusybox(engine: Store, tag = 'busybox:latest', busybox?: string): Promise<ImageRecord> {
   return importTarball(engine, busyboxRootfs(busybox), {
     tag,
     message: 'shale bootstrap busybox (from busybox-static)',

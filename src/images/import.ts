@@ -2,7 +2,7 @@
 // uncompressed tar as given (docker does the same); the stored blob is gzip-compressed.
 import type { Readable } from 'node:stream';
 import { openUncompressed } from '../archive/index.js';
-import type { Engine } from '../engine/index.js';
+import type { Store } from '../store/index.js';
 import { hostArch, type ImageConfig } from '../oci/index.js';
 import { ingestTar } from './layers.js';
 import type { ImageRecord } from './store.js';
@@ -15,7 +15,7 @@ export interface ImportOptions {
   platform?: { os?: string; architecture?: string };
 }
 
-export async function importTarball(engine: Engine, source: Readable, opts: ImportOptions = {}): Promise<ImageRecord> {
+export async function importTarball(engine: Store, source: Readable, opts: ImportOptions = {}): Promise<ImageRecord> {
   const release = engine.images.lease(['*']);
   try {
     const { tar } = await openUncompressed(source, { freeSpaceAt: engine.content.ingestDir });

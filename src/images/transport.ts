@@ -8,7 +8,7 @@ import { mkdir, writeFile, copyFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { readTar, writeTar, type TarSourceEntry } from '../archive/index.js';
-import type { Engine } from '../engine/index.js';
+import type { Store } from '../store/index.js';
 import { hex, sha256, type Digest } from '../digest/index.js';
 import { invalidArgument, notFound, dataLoss } from '../errors.js';
 import { hostPlatform, isIndexMediaType, MediaType, type ImageConfig, type Index, type Manifest } from '../oci/index.js';
@@ -20,7 +20,7 @@ const MTIME = 0;
 
 interface Resolved { id: Digest; names: string[] }
 
-function resolveAll(engine: Engine, refs: string[]): Resolved[] {
+function resolveAll(engine: Store, refs: string[]): Resolved[] {
   const out = new Map<string, Resolved>();
   for (const ref of refs) {
     const img = engine.images.resolve(ref);
@@ -44,7 +44,7 @@ function dirEntry(name: string): TarSourceEntry {
 }
 
 
-export function saveDockerArchive(engine: Engine, refs: string[]): Readable {
+export function saveDockerArchive(engine: Store, refs: string[]): Readable {
   const imgs = resolveAll(engine, refs);
   async function* entries(): AsyncGenerator<TarSourceEntry> {
     const manifest: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
@@ -80,7 +80,7 @@ export function saveDockerArchive(engine: Engine, refs: string[]): Readable {
 }
 
 /** OCI image layout entries (oci-layout, index.json, blobs/sha256/*) with blobs as stored. */
-function ociLayoutEntries(engine: Engine, refs: string[]): { index: Index; blobs: Digest[] } {
+function ociLayoutEntries(engine: Store, refs: string[]): { index: Index; blobs: Digest[] } {
   const imgs = resolveAll(engine, refs);
   const blobs = new Set<Digest>();
   const index: Index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
@@ -105,7 +105,7 @@ function ociLayoutEntries(engine: Engine, refs: string[]): { index: Index; blobs
   return { index, blobs: [...blobs] };
 }
 
-export function saveOciArchive(engine: Engine, refs: string[]): Readable {
+export function saveOciArchive(engine: Store, refs: string[]): Readable {
   const { index, blobs } = ociLayoutEntries(engine, refs);
   async function* entries(): AsyncGenerator<TarSourceEntry> {
     yield fileEntry('oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
@@ -121,7 +121,7 @@ export function saveOciArchive(engine: Engine, refs: string[]): Readable {
   return writeTar(entries());
 }
 
-export async function saveOciDir(engine: Engine, refs: string[], dir: string): Promise<void> {
+export async function saveOciDir(engine: Store, refs: string[], dir: string): Promise<void> {
   const { index, blobs } = ociLayoutEntries(engine, refs);
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
   for (const b of blobs) {
@@ -146,7 +146,7 @@ function clean(name: string): string {
 }
 
 /** Load a docker-archive or OCI-layout tar (as `docker load` does). */
-export async function loadArchive(engine: Engine, source: AsyncIterable<Buffer>, opts: { onProgress?: (msg: string) => void } = {}): Promise<LoadResult> {
+export async function loadArchive(engine: Store, source: AsyncIterable<Buffer>, opts: { onProgress?: (msg: string) => void } = {}): Promise<LoadResult> {
   const release = engine.images.lease(['*']);
   let released = false;
   const small = new Map<string, Buffer>();

@@ -1,6 +1,6 @@
 // The distribution-spec client: pull, push, login/logout against any OCI registry.
 // Other modules (run, build) call pullIfMissing, which only ever reaches loopback registries.
-import type { Engine } from '../engine/index.js';
+import type { Store } from '../store/index.js';
 import type { ImageRecord } from '../images/store.js';
 import { familiarName, parseReference } from '../reference/index.js';
 import { pull, type PullOptions } from './pull.js';
@@ -20,7 +20,7 @@ export { RegistryError } from './errors.js';
  * reaches out to a remote registry on its own (docker would pull; the caller reports "No such image").
  * Pull output goes to stderr unless opts.progress says otherwise.
  */
-export async function pullIfMissing(engine: Engine, ref: string, opts: PullOptions = {}): Promise<ImageRecord | undefined> {
+export async function pullIfMissing(engine: Store, ref: string, opts: PullOptions = {}): Promise<ImageRecord | undefined> {
   const have = engine.images.tryResolve(ref);
   if (have) return have;
   let r;

@@ -1,7 +1,7 @@
 // Progress output like docker's jsonmessage display. On a terminal each layer keeps one line
 // that is rewritten in place (status, a 50-column bar, bytes); elsewhere each change of state
 // is printed once as a plain line ("<id>: Download complete") and byte counts are left out.
-import { humanSize } from '../cli/format.js';
+import { humanSize } from '../units/index.js';
 
 export interface Progress {
   /** A line not tied to a layer ("Digest: ..."). */

@@ -4,7 +4,7 @@
 // that fails anyway removes the blobs it wrote, so the store is as it was before.
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Engine } from '../engine/index.js';
+import type { Store } from '../store/index.js';
 import { isDigest, sha256, type Digest } from '../digest/index.js';
 import { ShaleError, dataLoss, errno, invalidArgument, notFound, permissionDenied, unavailable } from '../errors.js';
 import { hostPlatform, isIndexMediaType, isManifestMediaType, MediaType, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../oci/index.js';
@@ -238,7 +238,7 @@ function blobStream(t: Transport, r: Reference, desc: Descriptor, opts: { signal
 }
 
 /** Pull one image. Output goes to opts.progress (docker's lines); errors are ShaleErrors. */
-export async function pull(engine: Engine, name: string, opts: PullOptions = {}): Promise<PullResult> {
+export async function pull(engine: Store, name: string, opts: PullOptions = {}): Promise<PullResult> {
   const r = parseReference(name);
   const t = new Transport(r.domain, opts.transport);
   const progress = opts.progress ?? silent;

@@ -3,7 +3,7 @@
 // (POST ?mount=&from=) instead of uploaded; the rest is uploaded as one streamed PUT. Then
 // the config, then the manifest with its stored bytes, so the digest is the one we have.
 import { Transform, type TransformCallback } from 'node:stream';
-import type { Engine } from '../engine/index.js';
+import type { Store } from '../store/index.js';
 import { shortId } from '../images/store.js';
 import type { Digest } from '../digest/index.js';
 import { dataLoss, invalidArgument, notFound, ShaleError } from '../errors.js';
@@ -60,7 +60,7 @@ async function expectStatus(res: Awaited<ReturnType<Transport['request']>>, ok: 
 }
 
 /** Push one blob unless the repository has it; mount it from a sibling repository when we can. */
-async function pushBlob(engine: Engine, t: Transport, r: Reference, desc: Descriptor, onBytes: (n: number) => void, signal?: AbortSignal): Promise<BlobOutcome> {
+async function pushBlob(engine: Store, t: Transport, r: Reference, desc: Descriptor, onBytes: (n: number) => void, signal?: AbortSignal): Promise<BlobOutcome> {
   const scopes = [`repository:${r.path}:pull,push`];
   const what = `pushing blob ${desc.digest} to ${familiarRepository(r)}`;
   const head = await t.request('HEAD', `/v2/${r.path}/blobs/${desc.digest}`, { scopes, signal });
@@ -107,7 +107,7 @@ async function pushBlob(engine: Engine, t: Transport, r: Reference, desc: Descri
 }
 
 /** Push one tagged image. Output goes to opts.progress (docker's lines); errors are ShaleErrors. */
-export async function push(engine: Engine, name: string, opts: PushOptions = {}): Promise<PushResult> {
+export async function push(engine: Store, name: string, opts: PushOptions = {}): Promise<PushResult> {
   const r = parseReference(name, { noDefaultTag: true });
   if (r.digest) throw invalidArgument(`cannot push a digest reference (${name})`, 'push a tag: NAME[:TAG]');
   const tag = r.tag ?? 'latest';

@@ -1,12 +1,9 @@
 // shale build and builder prune.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { getEngine, out, err, collect, readStdin } from '../context.js';
 import { humanSize } from '../format.js';
-import { build, ENTITLEMENTS, privateTmp } from '../../builder/build.js';
-import { runStep } from '../../builder/run.js';
-import { applyLayer, openUncompressed } from '../../archive/index.js';
+import { buildImage, ENTITLEMENTS } from '../../engine/build.js';
 import { invalidArgument } from '../../errors.js';
 import { pruneBuildCache } from '../../engine/prune.js';
 
@@ -42,49 +39,30 @@ export function register(program: Command): void {
     .action(async (context: string, o: { tag: string[]; file?: string; buildArg: string[]; label: string[]; target?: string; cache: boolean; quiet?: boolean; iidfile?: string; network: string; allow: string[] }) => {
       const engine = getEngine();
       if (o.network !== 'none' && o.network !== 'host') throw invalidArgument(`--network ${o.network}: builds support none and host`);
-      let contextDir = context;
-      let tmp: string | undefined;
-      let dockerfileText: string | undefined;
-      try {
-        if (o.file === '-' && context === '-') throw invalidArgument('cannot read both the context and the Dockerfile from stdin');
-        if (o.file === '-') dockerfileText = await readStdin();
-        if (context === '-') {
-          tmp = await mkdtemp(join(await privateTmp(engine), 'build-ctx-'));
-          const { tar } = await openUncompressed(process.stdin);
-          await applyLayer(tmp, tar, { whiteouts: 'apply', sameOwner: false });
-          contextDir = tmp;
-        }
-        // -f names a file from the working directory (as docker's CLI takes it), read by build():
-        // through the context's scope when it lies in the context, as named when it is outside
-        const t0 = Date.now();
-        const res = await build(engine, {
-          contextDir,
-          dockerfile: o.file && o.file !== '-' ? o.file : 'Dockerfile',
-          // with a tar context on stdin, -f names a file in that context
-          dockerfileFromCwd: !!o.file && o.file !== '-' && context !== '-',
-          dockerfileText,
-          tags: o.tag,
-          buildArgs: kv(o.buildArg, 'build-arg'),
-          labels: kv(o.label, 'label'),
-          target: o.target,
-          noCache: o.cache === false,
-          network: o.network as 'none' | 'host',
-          allow: o.allow,
-          runStep,
-          resolveBase: async (name) => {
-            const mod = '../../registry/index.js';
-            const reg = (await import(mod).catch(() => undefined)) as { pullIfMissing?: (e: typeof engine, r: string) => Promise<unknown> } | undefined;
-            await reg?.pullIfMissing?.(engine, name);
-          },
-          progress: o.quiet ? undefined : (l) => err(l + '\n'),
-          output: o.quiet ? undefined : process.stderr,
-        });
-        if (o.iidfile) await writeFile(o.iidfile, res.id);
-        if (o.quiet) out(`${res.id}\n`);
-        else err(`#done ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
-      } finally {
-        if (tmp) await rm(tmp, { recursive: true, force: true });
-      }
+      if (o.file === '-' && context === '-') throw invalidArgument('cannot read both the context and the Dockerfile from stdin');
+      const dockerfileText = o.file === '-' ? await readStdin() : undefined;
+      // -f names a file from the working directory (as docker's CLI takes it), read by build():
+      // through the context's scope when it lies in the context, as named when it is outside
+      const t0 = Date.now();
+      const res = await buildImage(engine, {
+        context: context === '-' ? { tar: process.stdin } : { dir: context },
+        dockerfile: o.file && o.file !== '-' ? o.file : 'Dockerfile',
+        // with a tar context on stdin, -f names a file in that context
+        dockerfileFromCwd: !!o.file && o.file !== '-' && context !== '-',
+        dockerfileText,
+        tags: o.tag,
+        buildArgs: kv(o.buildArg, 'build-arg'),
+        labels: kv(o.label, 'label'),
+        target: o.target,
+        noCache: o.cache === false,
+        network: o.network as 'none' | 'host',
+        allow: o.allow,
+        progress: o.quiet ? undefined : (l) => err(l + '\n'),
+        output: o.quiet ? undefined : process.stderr,
+      });
+      if (o.iidfile) await writeFile(o.iidfile, res.id);
+      if (o.quiet) out(`${res.id}\n`);
+      else err(`#done ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
     });
 
   const builder = program.command('builder').description('Manage builds');

@@ -11,7 +11,7 @@ import { getEngine, out, err, collect } from '../context.js';
 import { goTime, humanDuration, humanSize, printFormatted, since, table, truncate, compileFormat } from '../format.js';
 import { imageRows } from './images.js';
 import type { Engine } from '../../engine/index.js';
-import { getSnapshotter } from '../../engine/rootfs.js';
+import { getSnapshotter } from '../../store/rootfs.js';
 import { applyChanges } from '../../builder/config.js';
 import { ingestTar } from '../../images/layers.js';
 import { shortId } from '../../images/store.js';

@@ -12,12 +12,12 @@ import { hex } from '../digest/index.js';
 import { DIR_FLAGS, Scope } from '../scope/index.js';
 import { ShaleError } from '../errors.js';
 import { openSnapshotter, mountAll, unmountAll, type Snapshotter } from '../snapshots/index.js';
-import type { Engine } from './index.js';
+import type { Store } from './index.js';
 
-const snapshotters = new WeakMap<Engine, Snapshotter>();
+const snapshotters = new WeakMap<Store, Snapshotter>();
 
 /** The engine's storage driver (opened on first use, closed with the engine). */
-export function getSnapshotter(engine: Engine): Snapshotter {
+export function getSnapshotter(engine: Store): Snapshotter {
   let s = snapshotters.get(engine);
   if (!s) {
     s = openSnapshotter(engine.root, engine.opts.storageDriver);
@@ -55,7 +55,7 @@ const INIT_FILES = ['etc/hosts', 'etc/hostname', 'etc/resolv.conf'];
  * image's init layer on top. Returns the key a container's writable layer is prepared on.
  * Safe when several processes unpack the same image at once.
  */
-export async function unpackImage(engine: Engine, imageId: string): Promise<string> {
+export async function unpackImage(engine: Store, imageId: string): Promise<string> {
   const sn = getSnapshotter(engine);
   const layers = engine.images.layers(imageId);
   let parent: string | undefined;
@@ -131,7 +131,7 @@ async function makeInitEntries(root: string): Promise<void> {
 }
 
 /** Snapshots (by key) that images use: their chains and init layers. */
-export function imageSnapshotKeys(engine: Engine): Set<string> {
+export function imageSnapshotKeys(engine: Store): Set<string> {
   const keep = new Set<string>();
   for (const img of engine.images.list()) {
     const ls = engine.images.layers(img.id);
