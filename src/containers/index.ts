@@ -11,6 +11,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Store } from '../store/index.js';
 import { getSnapshotter, unpackImage } from '../store/rootfs.js';
+import { emit } from '../store/events.js';
 import { conflict, invalidArgument, isShaleError, notFound, ShaleError } from '../errors.js';
 import { mountAll } from '../snapshots/index.js';
 import { mountedAt, unmountRootfs } from './mounts.js';
@@ -551,6 +552,7 @@ async function removeLocked(engine: Store, store: ContainerStore, c: Container, 
   if (sn.exists(c.id)) await sn.remove(c.id).catch((e) => { if (sn.exists(c!.id)) throw e; });
   rmSync(dir, { recursive: true, force: true });
   store.delete(c.id);
+  emit(engine.root, 'container', 'destroy', c.id, { image: c.config.Image, name: c.name, ...(c.config.Labels ?? {}) });
   const anonymous = opts.volumes ? c.hostConfig.Mounts.filter((m) => m.Type === 'volume' && m.Anonymous) : [];
   if (anonymous.length) {
     const vols = new VolumeStore(engine);
@@ -559,6 +561,7 @@ async function removeLocked(engine: Store, store: ContainerStore, c: Container, 
       try { vols.remove(m.Source, others); } catch { /* in use or gone */ }
     }
   }
+  emit(engine.root, 'container', 'create', c.id, { image: c.config.Image, name: c.name, ...(c.config.Labels ?? {}) });
   return c;
 }
 

@@ -13,6 +13,7 @@ import { unmountRootfs } from './mounts.js';
 import { JsonLogWriter, logOptions } from './logs.js';
 import { findRuntime, runtimeArgv, type Runtime } from './runtime.js';
 import { ContainerStore } from './store.js';
+import { emit as emitEvent } from '../store/events.js';
 
 export type Ready = { ok: true; pid: number } | { ok: false; error: string; exitCode: number };
 
@@ -38,6 +39,10 @@ export function logPath(dir: string, id: string): string {
 /** Run the container to its end. Resolves with its exit code (or the start failure's). */
 export async function supervise(engine: Store, id: string, opts: SuperviseOptions): Promise<number> {
   const store = new ContainerStore(engine);
+  const attrs = (): Record<string, string> => {
+    const c = store.get(id);
+    return c ? { image: c.config.Image, name: c.name, ...(c.config.Labels ?? {}) } : {};
+  };
   const c = store.get(id);
   if (!c) throw new Error(`container ${id} vanished before it started`);
   const dir = store.dir(id);
@@ -86,6 +91,7 @@ export async function supervise(engine: Store, id: string, opts: SuperviseOption
     if (ready || notRecorded) return;
     try {
       store.updateState(id, (s) => ({ ...s, Status: 'running', Running: true, Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), FinishedAt: s.FinishedAt, ShimPid: process.pid }));
+      emitEvent(engine.root, 'container', 'start', id, attrs());
     } catch (e) {
       // a container shale cannot account for must not run: stop it, and report why it did not start
       notRecorded = e as Error;
@@ -128,6 +134,7 @@ export async function supervise(engine: Store, id: string, opts: SuperviseOption
     exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 255);
     try {
       store.updateState(id, (s) => ({ ...s, Status: 'exited', Running: false, Pid: 0, ExitCode: exitCode, FinishedAt: new Date().toISOString() }));
+      emitEvent(engine.root, 'container', 'die', id, { ...attrs(), exitCode: String(exitCode) });
     } catch { /* a full disk: the state still says running, and reconcile sees this supervisor gone (exit 255) */ }
   } else {
     let msg = notRecorded ? `recording the start failed: ${notRecorded.message}` : Buffer.concat(early.filter((e) => e.s === 'stderr').map((e) => e.d)).toString().trim().split('\n').filter(Boolean).pop() ?? `${rt.name} exited with ${code}`;

@@ -2,6 +2,7 @@
 // storage driver (a bind mount into the container), outlive the containers that use them,
 // and may be shared. An empty named volume is filled from the image's content at its mount
 // path on first use, as docker does.
+import { emit } from '../store/events.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -30,10 +31,12 @@ export const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 export class VolumeStore {
   readonly db: DB;
   readonly root: string;
+  private readonly engineRoot: string;
   constructor(readonly engine: Store) {
     this.db = engine.db;
     ensureSchema(this.db);
-    this.root = join(resolve(engine.root), 'volumes');
+    this.engineRoot = resolve(engine.root);
+    this.root = join(this.engineRoot, 'volumes');
   }
 
   dir(name: string): string {
@@ -68,6 +71,7 @@ export class VolumeStore {
     tx(this.db, () => {
       this.db.prepare('INSERT OR IGNORE INTO volumes (name, driver, created, labels, anonymous) VALUES (?, ?, ?, ?, ?)').run(n, driver, new Date().toISOString(), JSON.stringify(opts.labels ?? {}), opts.anonymous ? 1 : 0);
     });
+    emit(this.engineRoot, 'volume', 'create', n, { driver });
     return this.get(n)!;
   }
 
@@ -97,6 +101,7 @@ export class VolumeStore {
       }
     });
     rmSync(trash, { recursive: true, force: true });
+    emit(this.engineRoot, 'volume', 'destroy', name, { driver: v.driver });
   }
 
   private trashDir(): string {

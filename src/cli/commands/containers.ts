@@ -1,45 +1,29 @@
 // Container commands, following docker's flags, headers and --format fields: create, run,
 // start, stop, restart, kill, wait, rm, ps, logs, exec, diff, commit, export, cp,
 // container prune (and the `container` group), system df, info.
-import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { cpus, release, totalmem, type as osType } from 'node:os';
+import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { getEngine, out, err, collect } from '../context.js';
 import { goTime, humanDuration, humanSize, printFormatted, since, table, truncate, compileFormat } from '../format.js';
 import { imageRows } from './images.js';
 import type { Engine } from '../../engine/index.js';
-import { getSnapshotter } from '../../store/rootfs.js';
-import { applyChanges } from '../../builder/config.js';
-import { ingestTar } from '../../images/layers.js';
-import { shortId } from '../../images/store.js';
-import { conflict, invalidArgument, ShaleError } from '../../errors.js';
-import type { ContainerConfig, ImageConfig } from '../../oci/index.js';
+import { invalidArgument, ShaleError } from '../../errors.js';
 import {
-  ContainerStore, VolumeStore, createContainer, execInContainer, killContainer, mountRootfs, reconcile, removeContainer, runtimeFor,
-  shortCid, startAttached, startDetached, stopContainer, waitStopped, whilePaused, type Container, type CreateOptions,
-} from '../../containers/index.js';
-import { containerArgs } from '../../containers/spec.js';
-import { logPath, recordedExit } from '../../containers/supervise.js';
-import { readLogs, readLogsFrom, type LogEntry } from '../../containers/logs.js';
-import { archiveFromContainer, copyFromContainer, copyToContainer, exportRootfs } from '../../containers/archive.js';
-import { findRuntime, hybridCgroups, runtimeArgv } from '../../containers/runtime.js';
+  archiveFromContainer, commandOf, commitContainer, containerChanges, containerLogs, containerTop, copyFromContainer, copyToContainer, createContainer,
+  execInContainer, exportContainer, filtersFromFlags, inspectContainer, killContainer, listContainers, recordedExit, removeContainer, shortCid,
+  startAttached, startDetached, stopContainer, waitStopped, withRootfs, type Container, type CreateOptions, type LogEntry,
+} from '../../engine/containers.js';
+import { shortId } from '../../engine/images.js';
+import { systemDiskUsage, systemInfo } from '../../engine/system.js';
 import { register as registerVolumes } from './volumes.js';
-import { diskUsage, inspectContainer, sizeRw } from '../../containers/inspect.js';
 import { pruneContainers } from '../../engine/prune.js';
-
 
 function exitWith(code: number): void {
   process.exitCode = code;
 }
 
 // ---------------------------------------------------------------- ps rows
-
-function commandOf(c: Container): string {
-  return containerArgs(c).join(' ');
-}
 
 function statusOf(c: Container): string {
   const s = c.state;
@@ -85,12 +69,8 @@ export interface PsRow {
   Names: string; Size: string; State: string; Labels: string; Mounts: string; Networks: string; LocalVolumes: string;
 }
 
-async function psRow(engine: Engine, images: ReturnType<typeof imageLookup>, c: Container, o: { size?: boolean; noTrunc?: boolean }): Promise<PsRow> {
-  let size = '';
-  if (o.size) {
-    const rw = await sizeRw(engine, c);
-    size = `${humanSize(rw)} (virtual ${humanSize(rw + images.size(c.imageId))})`;
-  }
+function psRow(images: ReturnType<typeof imageLookup>, c: Container, o: { sizeRw?: number; sizeRootFs?: number; noTrunc?: boolean }): PsRow {
+  const size = o.sizeRw !== undefined ? `${humanSize(o.sizeRw)} (virtual ${humanSize(o.sizeRootFs ?? o.sizeRw)})` : '';
   const cmd = commandOf(c);
   return {
     ID: o.noTrunc ? c.id : shortCid(c.id),
@@ -108,30 +88,6 @@ async function psRow(engine: Engine, images: ReturnType<typeof imageLookup>, c: 
     Networks: c.hostConfig.NetworkMode,
     LocalVolumes: String(c.hostConfig.Mounts.filter((m) => m.Type === 'volume').length),
   };
-}
-
-function matchFilter(engine: Engine, c: Container, f: string): boolean {
-  const i = f.indexOf('=');
-  if (i < 0) throw invalidArgument(`bad format of filter (expected name=value): ${f}`);
-  const k = f.slice(0, i);
-  const v = f.slice(i + 1);
-  switch (k) {
-    case 'name': return new RegExp(v).test(c.name);
-    case 'id': return c.id.startsWith(v);
-    case 'status': return c.state.Status === v;
-    case 'exited': return c.state.Status === 'exited' && c.state.ExitCode === Number(v);
-    case 'ancestor': {
-      const img = engine.images.tryResolve(v);
-      return img ? img.id === c.imageId : c.config.Image === v;
-    }
-    case 'label': {
-      const j = v.indexOf('=');
-      const labels = c.config.Labels ?? {};
-      return j < 0 ? v in labels : labels[v.slice(0, j)] === v.slice(j + 1);
-    }
-    case 'volume': return c.hostConfig.Mounts.some((m) => m.Source === v || m.Target === v);
-    default: throw invalidArgument(`invalid filter '${k}'`);
-  }
 }
 
 const PS_HEADERS: Record<string, string> = { ID: 'CONTAINER ID', RunningFor: 'CREATED', CreatedAt: 'CREATED AT', LocalVolumes: 'LOCAL VOLUMES' };
@@ -198,32 +154,20 @@ function printEntries(entries: LogEntry[], ts: boolean): void {
   }
 }
 
-async function showLogs(engine: Engine, ref: string, o: { follow?: boolean; tail?: string; timestamps?: boolean }): Promise<void> {
-  const store = new ContainerStore(engine);
-  const c = store.resolve(ref);
-  const path = logPath(store.dir(c.id), c.id);
-  let { entries, offset, ino } = readLogs(path);
-  if (o.tail !== undefined && o.tail !== 'all') {
-    const n = Number(o.tail);
-    if (!Number.isInteger(n) || n < 0) throw invalidArgument(`invalid --tail value ${o.tail}`);
-    entries = n === 0 ? [] : entries.slice(-n);
-  }
-  printEntries(entries, !!o.timestamps);
-  if (!o.follow) return;
-  for (;;) {
-    const now = store.get(c.id);
-    const running = now ? (await reconcile(engine, now)).state.Running : false;
-    const r = readLogsFrom(path, offset, ino);
-    printEntries(r.entries, !!o.timestamps);
-    offset = r.offset;
-    ino = r.ino;
-    if (!running) {
-      const last = readLogsFrom(path, offset, ino);
-      printEntries(last.entries, !!o.timestamps);
-      return;
-    }
-    await new Promise((res) => setTimeout(res, 100));
-  }
+async function showLogs(engine: Engine, ref: string, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string; until?: string }): Promise<void> {
+  if (o.tail !== undefined && o.tail !== 'all' && !(Number.isInteger(Number(o.tail)) && Number(o.tail) >= 0)) throw invalidArgument(`invalid --tail value ${o.tail}`);
+  for await (const e of containerLogs(engine, ref, { follow: o.follow, tail: o.tail, since: timeArg(o.since), until: timeArg(o.until) })) printEntries([e], !!o.timestamps);
+}
+
+/** docker's --since/--until: unix seconds, an RFC 3339 time, or a duration back from now (10m, 1h30m). */
+export function timeArg(v: string | undefined): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
+  const d = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(v);
+  if (d && v) return Date.now() / 1000 - (Number(d[1] ?? 0) * 3600 + Number(d[2] ?? 0) * 60 + Number(d[3] ?? 0));
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw invalidArgument(`invalid time value ${v}`, 'use seconds since the epoch, an RFC 3339 time, or a duration like 10m');
+  return t / 1000;
 }
 
 // ---------------------------------------------------------------- cp
@@ -240,54 +184,20 @@ async function copy(engine: Engine, srcArg: string, dstArg: string, o: { followL
   const dst = splitCpArg(dstArg);
   if (src.container && dst.container) throw invalidArgument('copying between containers is not supported');
   if (!src.container && !dst.container) throw invalidArgument('must specify at least one container source');
-  const store = new ContainerStore(engine);
-  const c = store.resolve((src.container ?? dst.container)!);
-  const m = await mountRootfs(engine, c);
-  try {
+  await withRootfs(engine, (src.container ?? dst.container)!, async (c, rootfs) => {
     if (src.container) {
       if (dst.path === '-') {
-        const a = archiveFromContainer(engine, c, m.path, src.path, o);
+        const a = archiveFromContainer(engine, c, rootfs, src.path, o);
         try {
           await pipeline(a.stream, process.stdout);
         } finally {
           a.close();
         }
-      } else await copyFromContainer(engine, c, m.path, src.path, dst.path, o);
+      } else await copyFromContainer(engine, c, rootfs, src.path, dst.path, o);
     } else {
-      await copyToContainer(engine, c, m.path, src.path === '-' ? { tar: process.stdin } : { hostPath: src.path }, dst.path, o);
+      await copyToContainer(engine, c, rootfs, src.path === '-' ? { tar: process.stdin } : { hostPath: src.path }, dst.path, o);
     }
-  } finally {
-    await m.release();
-  }
-}
-
-// ---------------------------------------------------------------- commit
-
-async function commitContainer(engine: Engine, ref: string, repo: string | undefined, o: { change: string[]; message?: string; author?: string }): Promise<string> {
-  const store = new ContainerStore(engine);
-  const c = store.resolve(ref);
-  const sn = getSnapshotter(engine);
-  const base = engine.images.config(c.imageId);
-  const cfg: ContainerConfig = {};
-  const keys: (keyof ContainerConfig)[] = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'Healthcheck', 'Shell', 'OnBuild'];
-  for (const k of keys) if (c.config[k] !== undefined && c.config[k] !== '') (cfg as Record<string, unknown>)[k] = c.config[k];
-  applyChanges(cfg, o.change ?? []);
-  // a running container is frozen while its writable layer is read, as docker's commit does
-  const layer = await whilePaused(engine, c.id, () => ingestTar(engine.content, sn.diffTar(c.id)));
-  const layers = engine.images.layers(c.imageId).map(({ chainId: _c, ...l }) => l);
-  const now = new Date().toISOString();
-  const config: ImageConfig = {
-    ...base,
-    created: now,
-    ...(o.author ? { author: o.author } : {}),
-    config: cfg,
-    container: c.id,
-    rootfs: { type: 'layers', diff_ids: [...(base.rootfs?.diff_ids ?? []), layer.diffId] },
-    history: [...(base.history ?? []), { created: now, ...(o.author ? { author: o.author } : {}), created_by: commandOf(c), ...(o.message ? { comment: o.message } : {}) }],
-  };
-  if (o.message) config.comment = o.message;
-  const img = engine.images.createImage(config, [...layers, layer], repo ? [repo] : []);
-  return img.id;
+  });
 }
 
 // ---------------------------------------------------------------- system df
@@ -296,55 +206,20 @@ function pct(part: number, total: number): string {
   return total > 0 ? `${humanSize(part)} (${Math.floor((part * 100) / total)}%)` : humanSize(part);
 }
 
-interface CacheRecord { key: string; size: number; created: string; lastUsed: string; shared: boolean }
-
-/** The builder's cache (build_cache rows -> layer blobs): what it holds, and what pruning it frees (blobs no image uses). */
-function buildCache(engine: Engine): { count: number; size: number; reclaimable: number; records: CacheRecord[] } {
-  const rows = engine.db.prepare(`SELECT b.key AS key, b.blob AS blob, b.created AS created, b.last_used AS last_used,
-    COALESCE(l.size, 0) AS size, EXISTS (SELECT 1 FROM image_layers il WHERE il.blob = b.blob) AS shared
-    FROM build_cache b LEFT JOIN layers l ON l.blob = b.blob`).all() as { key: string; blob: string; created: string; last_used: string; size: number; shared: number }[];
-  const blobs = new Map<string, { size: number; shared: boolean }>();
-  for (const r of rows) blobs.set(r.blob, { size: r.size, shared: !!r.shared });
-  let size = 0;
-  let reclaimable = 0;
-  for (const b of blobs.values()) {
-    size += b.size;
-    if (!b.shared) reclaimable += b.size;
-  }
-  return { count: rows.length, size, reclaimable, records: rows.map((r) => ({ key: r.key, size: r.size, created: r.created, lastUsed: r.last_used, shared: !!r.shared })) };
-}
-
 async function systemDf(o: { verbose?: boolean; format?: string }): Promise<void> {
   const engine = getEngine();
-  const store = new ContainerStore(engine);
-  const vols = new VolumeStore(engine);
-  const containers = await Promise.all(store.list().map((c) => reconcile(engine, c)));
-  const images = engine.images.list();
-  const usedImages = new Set(containers.map((c) => c.imageId));
-  // layers counted once: by blob, with the images that use them
-  const layerSize = new Map<string, number>();
-  const activeLayers = new Set<string>();
-  for (const img of images) {
-    for (const l of engine.images.layers(img.id)) {
-      layerSize.set(l.blob, l.size);
-      if (usedImages.has(img.id)) activeLayers.add(l.blob);
-    }
-  }
-  const imgTotal = [...layerSize.values()].reduce((a, b) => a + b, 0);
-  const imgActive = [...activeLayers].reduce((a, b) => a + (layerSize.get(b) ?? 0), 0);
-  const csizes = await Promise.all(containers.map((c) => diskUsage(engine, c)));
+  const du = await systemDiskUsage(engine);
+  const containers = du.containers.map((x) => x.c);
+  const csizes = du.containers.map((x) => x.disk);
   const cTotal = csizes.reduce((a, b) => a + b, 0);
-  const cReclaim = containers.reduce((a, c, i) => a + (c.state.Running ? 0 : csizes[i]), 0);
-  const volumes = vols.list();
-  const vsizes = await Promise.all(volumes.map((v) => vols.size(v.name)));
-  const vLinks = volumes.map((v) => vols.users(v.name, containers).length);
-  const vTotal = vsizes.reduce((a, b) => a + b, 0);
-  const vReclaim = volumes.reduce((a, _v, i) => a + (vLinks[i] ? 0 : vsizes[i]), 0);
-  const bc = buildCache(engine);
+  const cReclaim = du.containers.reduce((a, x) => a + (x.c.state.Running ? 0 : x.disk), 0);
+  const vTotal = du.volumes.reduce((a, v) => a + v.size, 0);
+  const vReclaim = du.volumes.reduce((a, v) => a + (v.links ? 0 : v.size), 0);
+  const bc = du.buildCache;
   const rows = [
-    { Type: 'Images', TotalCount: String(images.length), Active: String(images.filter((i) => usedImages.has(i.id)).length), Size: humanSize(imgTotal), Reclaimable: pct(imgTotal - imgActive, imgTotal) },
+    { Type: 'Images', TotalCount: String(du.images.length), Active: String(du.images.filter((i) => i.containers > 0).length), Size: humanSize(du.imagesSize), Reclaimable: pct(du.imagesSize - du.imagesActiveSize, du.imagesSize) },
     { Type: 'Containers', TotalCount: String(containers.length), Active: String(containers.filter((c) => c.state.Running).length), Size: humanSize(cTotal), Reclaimable: pct(cReclaim, cTotal) },
-    { Type: 'Local Volumes', TotalCount: String(volumes.length), Active: String(vLinks.filter(Boolean).length), Size: humanSize(vTotal), Reclaimable: pct(vReclaim, vTotal) },
+    { Type: 'Local Volumes', TotalCount: String(du.volumes.length), Active: String(du.volumes.filter((v) => v.links).length), Size: humanSize(vTotal), Reclaimable: pct(vReclaim, vTotal) },
     { Type: 'Build Cache', TotalCount: String(bc.count), Active: '0', Size: humanSize(bc.size), Reclaimable: humanSize(bc.reclaimable) },
   ];
   if (o.format) {
@@ -355,18 +230,15 @@ async function systemDf(o: { verbose?: boolean; format?: string }): Promise<void
     out(table([['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], ...rows.map((r) => [r.Type, r.TotalCount, r.Active, r.Size, r.Reclaimable])]));
     return;
   }
-  const counts = new Map<string, number>();
-  for (const c of containers) counts.set(c.imageId, (counts.get(c.imageId) ?? 0) + 1);
-  const full = new Map(images.map((i) => [shortId(i.id), i.id]));
-  const irows = imageRows(engine, { containersUsing: (id) => counts.get(id) ?? 0 });
+  const irows = imageRows(engine);
   out('Images space usage:\n\n');
-  out(table([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'], ...irows.map((r) => [r.Repository, r.Tag, r.ID, r.CreatedSince, r.Size, r.SharedSize, r.UniqueSize, String(counts.get(full.get(r.ID) ?? '') ?? 0)])]));
+  out(table([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'], ...irows.map((r) => [r.Repository, r.Tag, r.ID, r.CreatedSince, r.Size, r.SharedSize, r.UniqueSize, r.Containers])]));
   out('\nContainers space usage:\n\n');
   const lookup = imageLookup(engine);
-  const crow = await Promise.all(containers.map((c) => psRow(engine, lookup, c, {})));
+  const crow = containers.map((c) => psRow(lookup, c, {}));
   out(table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'LOCAL VOLUMES', 'SIZE', 'CREATED', 'STATUS', 'NAMES'], ...crow.map((r, i) => [r.ID, r.Image, r.Command, r.LocalVolumes, humanSize(csizes[i]), r.RunningFor, r.Status, r.Names])]));
   out('\nLocal Volumes space usage:\n\n');
-  out(table([['VOLUME NAME', 'LINKS', 'SIZE'], ...volumes.map((v, i) => [v.name, String(vLinks[i]), humanSize(vsizes[i])])]));
+  out(table([['VOLUME NAME', 'LINKS', 'SIZE'], ...du.volumes.map((v) => [v.name, String(v.links), humanSize(v.size)])]));
   out(`\nBuild cache usage: ${humanSize(bc.size)}\n\n`);
   out(table([['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'LAST USED', 'USAGE', 'SHARED'], ...bc.records.map((r) => [r.key.replace(/^sha256:/, '').slice(0, 25), 'regular', humanSize(r.size), since(r.created), since(r.lastUsed), '1', String(r.shared)])]));
 }
@@ -375,23 +247,11 @@ async function systemDf(o: { verbose?: boolean; format?: string }): Promise<void
 
 async function info(o: { format?: string }): Promise<void> {
   const engine = getEngine();
-  const store = new ContainerStore(engine);
-  const containers = await Promise.all(store.list().map((c) => reconcile(engine, c)));
-  const sn = getSnapshotter(engine);
-  let runtime = 'none';
-  try {
-    const rt = findRuntime(engine.root, engine.opts.runtime);
-    runtime = rt.name;
-  } catch { /* reported as none */ }
-  const running = containers.filter((c) => c.state.Running).length;
-  const obj = {
-    ID: '', Containers: containers.length, ContainersRunning: running, ContainersPaused: 0, ContainersStopped: containers.length - running,
-    Images: engine.images.list().length, Driver: sn.name, DriverStatus: [['Backing Filesystem', 'extfs']], LoggingDriver: 'json-file',
-    CgroupDriver: 'cgroupfs', CgroupVersion: hybridCgroups() ? '1' : existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1',
-    DefaultRuntime: runtime, Runtimes: { [runtime]: { path: runtime } }, KernelVersion: release(), OperatingSystem: osType(), OSType: 'linux',
-    Architecture: process.arch === 'x64' ? 'x86_64' : process.arch, NCPU: cpus().length, MemTotal: totalmem(), DockerRootDir: resolve(engine.root),
-    ServerVersion: '0.1.0', Volumes: new VolumeStore(engine).list().length,
-  };
+  const obj = await systemInfo(engine) as Record<string, unknown> & { Containers: number; ContainersRunning: number; ContainersStopped: number; Images: number; Volumes: number; ServerVersion: string; Driver: string; CgroupVersion: string; DefaultRuntime: string; KernelVersion: string; OperatingSystem: string; Architecture: string; NCPU: number; MemTotal: number; DockerRootDir: string; Hybrid: boolean };
+  const running = obj.ContainersRunning;
+  const runtime = obj.DefaultRuntime;
+  const sn = { name: obj.Driver };
+  const hybridCgroups = () => obj.Hybrid;
   if (o.format) {
     out(compileFormat(o.format).row(obj) + '\n');
     return;
@@ -456,7 +316,7 @@ function defineContainerCommands(p: Command, group: boolean): void {
     .option('-i, --interactive', "Attach container's STDIN")
     .action(async (refs: string[], o: { attach?: boolean; interactive?: boolean }) => {
       const engine = getEngine();
-      const store = new ContainerStore(engine);
+      const store = engine.containers;
       if (o.attach || o.interactive) {
         if (refs.length > 1) throw invalidArgument('you cannot start and attach multiple containers at once');
         exitWith(await startAttached(engine, store.resolve(refs[0]), { stdin: o.interactive ? process.stdin : undefined }));
@@ -485,7 +345,7 @@ function defineContainerCommands(p: Command, group: boolean): void {
       const engine = getEngine();
       await forEach(refs, async (r) => {
         await stopContainer(engine, r, o.time !== undefined ? Number(o.time) : undefined);
-        await startDetached(engine, new ContainerStore(engine).resolve(r));
+        await startDetached(engine, engine.containers.resolve(r));
         out(`${r}\n`);
       });
     });
@@ -503,7 +363,7 @@ function defineContainerCommands(p: Command, group: boolean): void {
   p.command('wait').description('Block until one or more containers stop, then print their exit codes').argument('<containers...>')
     .action(async (refs: string[]) => {
       const engine = getEngine();
-      const store = new ContainerStore(engine);
+      const store = engine.containers;
       await forEach(refs, async (r) => {
         const c = store.resolve(r);
         const after = await waitStopped(engine, c.id);
@@ -533,20 +393,16 @@ function defineContainerCommands(p: Command, group: boolean): void {
     .option('--no-trunc', "Don't truncate output")
     .action(async (o: { all?: boolean; quiet?: boolean; size?: boolean; last?: string; latest?: boolean; filter: string[]; format?: string; trunc?: boolean }) => {
       const engine = getEngine();
-      const store = new ContainerStore(engine);
-      let cs = await Promise.all(store.list().map((c) => reconcile(engine, c)));
-      const last = o.latest ? 1 : o.last !== undefined ? Number(o.last) : -1;
-      if (!o.all && last < 0) cs = cs.filter((c) => c.state.Running);
-      for (const f of o.filter) cs = cs.filter((c) => matchFilter(engine, c, f));
-      if (last >= 0) cs = cs.slice(0, last);
+      const last = o.latest ? 1 : o.last !== undefined ? Number(o.last) : undefined;
       const noTrunc = o.trunc === false;
+      const wantSize = !o.quiet && (!!o.size || !!o.format?.includes('.Size'));
+      const cs = await listContainers(engine, { all: o.all, limit: last, filters: filtersFromFlags(o.filter), size: wantSize });
       if (o.quiet) {
-        out(cs.map((c) => `${noTrunc ? c.id : shortCid(c.id)}\n`).join(''));
+        out(cs.map(({ c }) => `${noTrunc ? c.id : shortCid(c.id)}\n`).join(''));
         return;
       }
-      const wantSize = !!o.size || !!o.format?.includes('.Size');
       const images = imageLookup(engine);
-      const rows = await Promise.all(cs.map((c) => psRow(engine, images, c, { size: wantSize, noTrunc })));
+      const rows = cs.map((x) => psRow(images, x.c, { sizeRw: x.sizeRw, sizeRootFs: x.sizeRootFs, noTrunc }));
       if (o.format) {
         out(printFormatted(rows, o.format, PS_HEADERS));
         return;
@@ -561,7 +417,9 @@ function defineContainerCommands(p: Command, group: boolean): void {
     .option('-f, --follow', 'Follow log output')
     .option('-n, --tail <n>', 'Number of lines to show from the end of the logs', 'all')
     .option('-t, --timestamps', 'Show timestamps')
-    .action((ref: string, o: { follow?: boolean; tail?: string; timestamps?: boolean }) => showLogs(getEngine(), ref, o));
+    .option('--since <time>', 'Show logs since a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)')
+    .option('--until <time>', 'Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)')
+    .action((ref: string, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string; until?: string }) => showLogs(getEngine(), ref, o));
 
   p.command('exec').description('Execute a command in a running container').argument('<container>').argument('<command...>').passThroughOptions()
     .option('-d, --detach', 'Detached mode: run command in the background')
@@ -577,28 +435,21 @@ function defineContainerCommands(p: Command, group: boolean): void {
 
   p.command('rename').description('Rename a container').argument('<container>').argument('<new-name>')
     .action((ref: string, name: string) => {
-      const store = new ContainerStore(getEngine());
+      const store = getEngine().containers;
       store.rename(store.resolve(ref).id, name.replace(/^\//, ''));
     });
 
   p.command('top').description('Display the running processes of a container').argument('<container>').argument('[ps-options...]')
     .action(async (ref: string, psArgs: string[]) => {
       const engine = getEngine();
-      const c = await reconcile(engine, new ContainerStore(engine).resolve(ref));
-      if (!c.state.Running) throw conflict(`Container ${c.id} is not running`);
-      const argv = runtimeArgv(runtimeFor(engine, c), ['ps', c.id, ...(psArgs.length ? psArgs : ['-ef'])]);
-      await new Promise<void>((res, rej) => {
-        const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
-        p.on('error', rej);
-        p.on('close', (code) => (code === 0 ? res() : rej(new ShaleError('Internal', `listing the processes of ${ref} failed`))));
-      });
+      const top = await containerTop(engine, ref, psArgs);
+      out(table([top.Titles, ...top.Processes]));
     });
 
   p.command('diff').description("Inspect changes to files or directories on a container's filesystem").argument('<container>')
     .action(async (ref: string) => {
       const engine = getEngine();
-      const c = new ContainerStore(engine).resolve(ref);
-      const changes = await getSnapshotter(engine).changes(c.id);
+      const changes = await containerChanges(engine, ref);
       out(changes.map((ch) => `${ch.kind} ${ch.path}\n`).join(''));
     });
 
@@ -608,20 +459,19 @@ function defineContainerCommands(p: Command, group: boolean): void {
     .option('-m, --message <message>', 'Commit message')
     .option('-p, --pause', 'Pause container during commit (always: a running container is frozen while it is read)')
     .action(async (ref: string, repo: string | undefined, o: { change: string[]; message?: string; author?: string }) => {
-      out(`${await commitContainer(getEngine(), ref, repo, o)}\n`);
+      out(`${await commitContainer(getEngine(), ref, { repo, changes: o.change, message: o.message, author: o.author })}\n`);
     });
 
   p.command('export').description("Export a container's filesystem as a tar archive").argument('<container>')
     .option('-o, --output <file>', 'Write to a file, instead of STDOUT')
     .action(async (ref: string, o: { output?: string }) => {
       const engine = getEngine();
-      const c = new ContainerStore(engine).resolve(ref);
       if (!o.output && process.stdout.isTTY) throw invalidArgument('cowardly refusing to save to a terminal', 'use the -o flag or redirect');
-      const m = await mountRootfs(engine, c);
+      const x = await exportContainer(engine, ref);
       try {
-        await pipeline(await exportRootfs(m.path), o.output ? createWriteStream(o.output) : process.stdout);
+        await pipeline(x.stream, o.output ? createWriteStream(o.output) : process.stdout);
       } finally {
-        await m.release();
+        await x.release();
       }
     });
 
@@ -645,7 +495,7 @@ function defineContainerCommands(p: Command, group: boolean): void {
       .option('-s, --size', 'Display total file sizes')
       .action(async (refs: string[], o: { format?: string; size?: boolean }) => {
         const engine = getEngine();
-        const store = new ContainerStore(engine);
+        const store = engine.containers;
         const objs: unknown[] = [];
         await forEach(refs, async (r) => { objs.push(await inspectContainer(engine, store.resolve(r), !!o.size)); });
         if (o.format) out(objs.map((x) => compileFormat(o.format!).row(x) + '\n').join(''));

@@ -4,15 +4,15 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { getEngine, out, err, collect } from '../context.js';
 import { compileFormat, goTime, humanSize, printFormatted, rfc3339, since, table, truncate } from '../format.js';
-import { importTarball } from '../../images/import.js';
-import { loadArchive, openFile, saveDockerArchive, saveOciArchive, saveOciDir } from '../../images/transport.js';
-import { bootstrapBusybox } from '../../images/bootstrap.js';
-import { shortId, type ImageRecord } from '../../images/store.js';
+import {
+  bootstrapBusybox, imageHistory, imageSummaries, importTarball, inspectImage, loadArchive, openFile, removeImage, saveDockerArchive, saveOciArchive, saveOciDir, shortId, tagImage,
+} from '../../engine/images.js';
+import { filtersFromFlags, type Filters } from '../../engine/containers.js';
+import { inspectOther } from '../../engine/hooks.js';
 import { familiarName, parseReference } from '../../reference/index.js';
 import { applyChanges } from '../../builder/config.js';
 import { invalidArgument, notFound } from '../../errors.js';
 import type { Engine } from '../../engine/index.js';
-import type { History } from '../../oci/index.js';
 
 
 export interface ImageRow {
@@ -29,94 +29,43 @@ export interface ImageRow {
   Containers: string;
 }
 
-/** Per image: docker's size, and the part shared with other images (system df -v). */
-export function imageSizes(engine: Engine): Map<string, { size: number; shared: number; unique: number }> {
-  const uses = engine.images.layerUseCounts();
-  const res = new Map<string, { size: number; shared: number; unique: number }>();
-  for (const img of engine.images.list()) {
-    let shared = 0;
-    let unique = 0;
-    for (const l of engine.images.layers(img.id)) ((uses.get(l.blob) ?? 0) > 1 ? (shared += l.size) : (unique += l.size));
-    res.set(img.id, { size: img.size, shared, unique });
-  }
-  return res;
-}
-
 /** docker marshals a format context as a map, so `{{json .}}` prints its keys in sorted order. */
 function sortedKeys<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as T;
 }
 
-export function imageRows(engine: Engine, opts: { all?: boolean; digests?: boolean; containersUsing?: (id: string) => number } = {}): ImageRow[] {
-  const sizes = imageSizes(engine);
+export function imageRows(engine: Engine, opts: { filters?: Filters } = {}): ImageRow[] {
   const rows: ImageRow[] = [];
-  for (const img of engine.images.list()) {
-    const s = sizes.get(img.id)!;
+  for (const s of imageSummaries(engine, { filters: opts.filters })) {
     const base = {
-      ID: shortId(img.id), CreatedSince: since(img.created), CreatedAt: goTime(img.created), Size: humanSize(s.size), VirtualSize: humanSize(s.size),
-      SharedSize: humanSize(s.shared), UniqueSize: humanSize(s.unique), Containers: String(opts.containersUsing?.(img.id) ?? 0),
+      ID: shortId(s.id), CreatedSince: since(s.created), CreatedAt: goTime(s.created), Size: humanSize(s.size), VirtualSize: humanSize(s.size),
+      SharedSize: humanSize(s.shared), UniqueSize: humanSize(s.unique), Containers: String(s.containers),
     };
-    const digests = engine.images.repoDigestsOf(img.id);
-    const tags = engine.images.tagsOf(img.id);
-    if (tags.length === 0) rows.push(sortedKeys({ ...base, Repository: '<none>', Tag: '<none>', Digest: digests[0]?.split('@')[1] ?? '<none>' }));
-    for (const t of tags) {
+    if (s.tags.length === 0) rows.push(sortedKeys({ ...base, Repository: '<none>', Tag: '<none>', Digest: s.digests[0]?.split('@')[1] ?? '<none>' }));
+    for (const t of s.tags) {
       const r = parseReference(t);
       const fam = familiarName({ ...r, tag: undefined });
-      const dg = digests.find((d) => d.startsWith(`${r.domain}/${r.path}@`));
+      const dg = s.digests.find((d) => d.startsWith(`${fam}@`));
       rows.push(sortedKeys({ ...base, Repository: fam, Tag: r.tag ?? '<none>', Digest: dg?.split('@')[1] ?? '<none>' }));
     }
   }
   return rows;
 }
 
-/** docker image inspect's object. */
-export function inspectImage(engine: Engine, img: ImageRecord): Record<string, unknown> {
-  const cfg = engine.images.config(img.id);
-  return {
-    Id: img.id,
-    RepoTags: engine.images.tagsOf(img.id).map((t) => familiarName(parseReference(t))),
-    RepoDigests: engine.images.repoDigestsOf(img.id).map((t) => familiarName(parseReference(t))),
-    Parent: '',
-    Comment: cfg.comment ?? cfg.history?.[cfg.history.length - 1]?.comment ?? '',
-    Created: cfg.created ?? '',
-    DockerVersion: '',
-    Author: cfg.author ?? '',
-    Config: cfg.config ?? {},
-    Architecture: cfg.architecture,
-    Variant: cfg.variant,
-    Os: cfg.os,
-    Size: img.size,
-    VirtualSize: img.size,
-    GraphDriver: { Name: engine.opts.storageDriver ?? '', Data: null },
-    RootFS: { Type: 'layers', Layers: cfg.rootfs?.diff_ids ?? [] },
-    Metadata: { LastTagTime: '' },
-    Descriptor: engine.images.manifestDescriptor(img.id),
-  };
-}
-
-function historyRows(engine: Engine, img: ImageRecord, human: boolean, noTrunc: boolean) {
-  const cfg = engine.images.config(img.id);
-  const layers = engine.images.layers(img.id);
-  const hist: History[] = cfg.history?.length ? cfg.history : layers.map(() => ({ created_by: '', empty_layer: false }));
-  let li = 0;
-  const rows = hist.map((h) => {
-    const size = h.empty_layer ? 0 : layers[li++]?.size ?? 0;
+function historyRows(engine: Engine, image: string, human: boolean, noTrunc: boolean) {
+  return imageHistory(engine, image).map((h) => {
     // docker: tabs become spaces, then (unless --no-trunc) an ellipsis at 45 characters
-    const createdBy = (h.created_by ?? '').replace(/\t/g, ' ');
+    const createdBy = h.createdBy.replace(/\t/g, ' ');
     return sortedKeys({
-      ID: '<missing>',
+      ID: h.id === '<missing>' || noTrunc ? h.id : shortId(h.id),
       CreatedSince: human ? since(h.created) : rfc3339(h.created),
       CreatedAt: rfc3339(h.created),
       CreatedBy: noTrunc ? createdBy : truncate(createdBy, 45),
-      Size: human ? humanSize(size) : String(size),
-      Comment: h.comment ?? '',
+      Size: human ? humanSize(h.size) : String(h.size),
+      Comment: h.comment,
     });
   });
-  rows.reverse();
-  if (rows.length) rows[0].ID = noTrunc ? img.id : shortId(img.id);
-  return rows;
 }
-
 
 export function register(program: Command): void {
   program
@@ -176,15 +125,14 @@ export function register(program: Command): void {
 
   const listImages = (o: { all?: boolean; quiet?: boolean; format?: string; digests?: boolean; noTrunc?: boolean; filter?: string[] }, repo?: string) => {
     const engine = getEngine();
-    let rows = imageRows(engine);
+    let rows = imageRows(engine, { filters: filtersFromFlags((o.filter ?? []).filter((f) => !f.startsWith('reference='))) });
     if (repo) {
       const want = parseReference(repo, { noDefaultTag: true });
       rows = rows.filter((r) => r.Repository === familiarName({ ...want, tag: undefined, digest: undefined }) && (!want.tag || r.Tag === want.tag));
     }
     for (const f of o.filter ?? []) {
       const [k, v] = f.split('=');
-      if (k === 'dangling') rows = rows.filter((r) => (r.Repository === '<none>') === (v === 'true'));
-      else if (k === 'reference') rows = rows.filter((r) => new RegExp('^' + v.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*') + '$').test(`${r.Repository}:${r.Tag}`) || r.Repository === v);
+      if (k === 'reference') rows = rows.filter((r) => new RegExp('^' + v.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*') + '$').test(`${r.Repository}:${r.Tag}`) || r.Repository === v);
     }
     if (o.noTrunc) {
       const full = new Map(engine.images.list().map((i) => [shortId(i.id), i.id]));
@@ -216,9 +164,8 @@ export function register(program: Command): void {
     .option('--format <format>', 'Format output using a Go template')
     .action((image: string, o: { human: string | boolean; trunc: boolean; quiet?: boolean; format?: string }) => {
       const engine = getEngine();
-      const img = engine.images.resolve(image);
       const human = !(o.human === 'false' || o.human === false);
-      const rows = historyRows(engine, img, human, o.trunc === false);
+      const rows = historyRows(engine, image, human, o.trunc === false);
       if (o.quiet) return out(rows.map((r) => r.ID + '\n').join(''));
       if (o.format) return out(printFormatted(rows, o.format, { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY' }));
       out(table([['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows.map((r) => [r.ID, r.CreatedSince, r.CreatedBy, r.Size, r.Comment])]));
@@ -229,15 +176,14 @@ export function register(program: Command): void {
     .description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE')
     .argument('<source>')
     .argument('<target>')
-    .action((source: string, target: string) => getEngine().images.tag(source, target));
+    .action((source: string, target: string) => tagImage(getEngine(), source, target));
 
   const rmi = async (images: string[], o: { force?: boolean; prune?: boolean }) => {
     const engine = getEngine();
-    const { containerUsingImage, gcSnapshots } = await import('../../engine/hooks.js');
     let failed = 0;
     for (const ref of images) {
       try {
-        const r = engine.images.remove(ref, { force: o.force, inUse: (id) => containerUsingImage(engine, id) });
+        const r = await removeImage(engine, ref, { force: o.force });
         for (const u of r.untagged) out(`Untagged: ${u}\n`);
         for (const d of r.deleted) out(`Deleted: ${d}\n`);
       } catch (e) {
@@ -245,8 +191,6 @@ export function register(program: Command): void {
         err(`Error response from daemon: ${(e as Error).message}\n`);
       }
     }
-    await engine.images.gc();
-    await gcSnapshots(engine);
     if (failed) process.exitCode = 1;
   };
   program.command('rmi').description('Remove one or more images').argument('<images...>').option('-f, --force', 'Force removal of the image').option('--no-prune', 'Do not delete untagged parents').action(rmi);
@@ -260,7 +204,6 @@ export function register(program: Command): void {
     .option('--type <type>', 'Return JSON for specified type')
     .action(async (names: string[], o: { format?: string; size?: boolean; type?: string }) => {
       const engine = getEngine();
-      const { inspectOther } = await import('../../engine/hooks.js');
       const objs: unknown[] = [];
       let missing = 0;
       for (const n of names) {

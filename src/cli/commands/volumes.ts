@@ -4,8 +4,7 @@ import type { Command } from 'commander';
 import { getEngine, out, err, collect } from '../context.js';
 import { compileFormat, humanSize, printFormatted, table } from '../format.js';
 import type { Engine } from '../../engine/index.js';
-import { ContainerStore, VolumeStore } from '../../containers/index.js';
-import { inspectVolume } from '../../containers/inspect.js';
+import { inspectVolume } from '../../engine/volumes.js';
 import { invalidArgument, ShaleError } from '../../errors.js';
 import { pruneVolumes } from '../../engine/prune.js';
 
@@ -13,8 +12,8 @@ import { pruneVolumes } from '../../engine/prune.js';
 interface VolumeRow { Driver: string; Name: string; Mountpoint: string; Scope: string; Labels: string; Links: string; Size: string }
 
 function volumeRows(engine: Engine): VolumeRow[] {
-  const vols = new VolumeStore(engine);
-  const containers = new ContainerStore(engine).list();
+  const vols = engine.volumes;
+  const containers = engine.containers.list();
   return vols.list().map((v) => ({
     Driver: v.driver, Name: v.name, Mountpoint: vols.dataPath(v.name), Scope: 'local',
     Labels: Object.entries(v.labels).map(([k, x]) => `${k}=${x}`).join(','), Links: String(vols.users(v.name, containers).length), Size: 'N/A',
@@ -39,7 +38,7 @@ export function register(program: Command): void {
     .option('--name <name>', 'Specify volume name')
     .action((name: string | undefined, o: { driver: string; label: string[]; opt: string[]; name?: string }) => {
       if (o.opt.length) throw invalidArgument('volume driver options are not supported by the local driver here');
-      const v = new VolumeStore(getEngine()).create(name ?? o.name, { labels: labelsOf(o.label), driver: o.driver });
+      const v = getEngine().volumes.create(name ?? o.name, { labels: labelsOf(o.label), driver: o.driver });
       out(`${v.name}\n`);
     });
 
@@ -86,8 +85,8 @@ export function register(program: Command): void {
     .option('-f, --force', 'Force the removal of one or more volumes')
     .action((names: string[], o: { force?: boolean }) => {
       const engine = getEngine();
-      const vols = new VolumeStore(engine);
-      const containers = new ContainerStore(engine).list();
+      const vols = engine.volumes;
+      const containers = engine.containers.list();
       for (const n of names) {
         try {
           vols.remove(n, containers, { force: o.force });
