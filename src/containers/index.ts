@@ -33,7 +33,8 @@ export interface CreateOptions {
   image: string;
   name?: string;
   cmd?: string[];
-  entrypoint?: string;
+  /** --entrypoint (one command) or the API's array; '' or [] clears the image's */
+  entrypoint?: string | string[];
   env?: string[];
   envFiles?: string[];
   workdir?: string;
@@ -167,7 +168,7 @@ async function createLeased(engine: Store, o: CreateOptions, store: ContainerSto
   let entrypoint = icfg.Entrypoint ?? null;
   let cmd = icfg.Cmd ?? null;
   if (o.entrypoint !== undefined) {
-    entrypoint = o.entrypoint === '' ? null : [o.entrypoint];
+    entrypoint = Array.isArray(o.entrypoint) ? (o.entrypoint.length ? o.entrypoint : null) : o.entrypoint === '' ? null : [o.entrypoint];
     cmd = null; // docker: --entrypoint resets the image's CMD
   }
   if (o.cmd && o.cmd.length) cmd = o.cmd;
@@ -411,7 +412,7 @@ export async function startDetached(engine: Store, c: Container): Promise<void> 
 }
 
 /** Start attached: supervise in this process, streaming output; resolves with the exit code. */
-export async function startAttached(engine: Store, c: Container, opts: { stdin?: Readable; stdout?: Writable; stderr?: Writable; forwardSignals?: boolean } = {}): Promise<number> {
+export async function startAttached(engine: Store, c: Container, opts: { stdin?: Readable; stdout?: Writable; stderr?: Writable; forwardSignals?: boolean; onReady?: (r: Ready) => void } = {}): Promise<number> {
   c = await reconcile(engine, c);
   if (c.state.Running) throw conflict(`container ${c.name} is already running`, 'use `shale logs -f` or `shale exec`');
   await prepareBundle(engine, c);
@@ -428,7 +429,7 @@ export async function startAttached(engine: Store, c: Container, opts: { stdin?:
     const code = await supervise(engine, c.id, {
       runtime: engine.opts.runtime,
       attach: { stdin: opts.stdin, stdout: opts.stdout ?? process.stdout, stderr: opts.stderr ?? process.stderr },
-      onReady: (r) => { if (!r.ok) failure = r; },
+      onReady: (r) => { if (!r.ok) failure = r; opts.onReady?.(r); },
       remove: c.hostConfig.AutoRemove ? () => removeContainer(engine, c.id, { force: true, volumes: true, fromShim: true }) : undefined,
     });
     if (failure) throw startError(failure);
@@ -572,6 +573,8 @@ export interface ExecOptions {
   user?: string;
   interactive?: boolean;
   detach?: boolean;
+  /** streams instead of this process's stdio (the API's exec start) */
+  stdio?: { stdin?: Readable; stdout: Writable; stderr: Writable };
 }
 
 /** runtime exec in a running container, with the CLI's stdio. Resolves with the command's exit code. */
@@ -609,7 +612,7 @@ export async function execInContainer(engine: Store, ref: string, o: ExecOptions
   if (o.detach) args.push('--detach');
   args.push(c.id);
   try {
-    return await execRun(rt, args, !!o.interactive);
+    return await execRun(rt, args, !!o.interactive, o.stdio);
   } finally {
     rmSync(procFile, { force: true });
   }
@@ -625,15 +628,23 @@ function execBase(dir: string, c: Container): { process: Record<string, unknown>
   return { process: { capabilities: { bounding: caps, effective: caps, permitted: caps }, noNewPrivileges: false, cwd: c.config.WorkingDir || '/' }, env: containerEnv(c) };
 }
 
-function execRun(rt: Runtime, args: string[], interactive: boolean): Promise<number> {
+function execRun(rt: Runtime, args: string[], interactive: boolean, stdio?: ExecOptions['stdio']): Promise<number> {
   const argv = runtimeArgv(rt, args);
   return new Promise((res, rej) => {
-    const p = spawn(argv[0], argv.slice(1), { stdio: [interactive ? 'inherit' : 'ignore', 'inherit', 'pipe'] });
+    const p = spawn(argv[0], argv.slice(1), { stdio: [interactive ? (stdio ? 'pipe' : 'inherit') : 'ignore', stdio ? 'pipe' : 'inherit', 'pipe'] });
+    if (stdio) {
+      p.stdout!.pipe(stdio.stdout, { end: false });
+      if (interactive && stdio.stdin && p.stdin) {
+        stdio.stdin.pipe(p.stdin);
+        p.stdin.on('error', () => undefined);
+      }
+    }
+    const errOut = stdio ? stdio.stderr : process.stderr;
     // the command's stderr passes through; the runtime's own failure becomes docker's message and code
     let tail = '';
     p.stderr!.on('data', (d: Buffer) => {
       tail = (tail + d.toString()).slice(-4096);
-      if (!/level=error msg=/.test(d.toString())) process.stderr.write(d);
+      if (!/level=error msg=/.test(d.toString())) errOut.write(d);
     });
     p.on('error', rej);
     p.on('close', (code, sig) => {

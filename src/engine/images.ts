@@ -81,7 +81,7 @@ export function inspectImage(engine: Engine, img: ImageRecord): Record<string, u
     RepoDigests: engine.images.repoDigestsOf(img.id).map((t) => familiarName(parseReference(t))),
     Parent: '',
     Comment: cfg.comment ?? cfg.history?.[cfg.history.length - 1]?.comment ?? '',
-    Created: cfg.created ?? '',
+    Created: cfg.created ?? '0001-01-01T00:00:00Z',
     Container: cfg.container ?? '',
     ContainerConfig: {},
     DockerVersion: '',
@@ -94,7 +94,7 @@ export function inspectImage(engine: Engine, img: ImageRecord): Record<string, u
     VirtualSize: img.size,
     GraphDriver: { Name: engine.snapshots.name, Data: null },
     RootFS: { Type: 'layers', Layers: cfg.rootfs?.diff_ids ?? [] },
-    Metadata: { LastTagTime: '' },
+    Metadata: { LastTagTime: '0001-01-01T00:00:00Z' },
     Descriptor: engine.images.manifestDescriptor(img.id),
   };
 }

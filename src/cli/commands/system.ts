@@ -5,6 +5,7 @@ import { humanSize } from '../format.js';
 import { checkStore } from '../../engine/check.js';
 import { pruneImages, pruneSystem } from '../../engine/prune.js';
 import { invalidArgument } from '../../errors.js';
+import { join, resolve } from 'node:path';
 
 /** One line from stdin (the answer to a prompt); '' at end of input, as docker takes it for "no". */
 function readLine(): Promise<string> {
@@ -20,6 +21,25 @@ function readLine(): Promise<string> {
 
 export function register(program: Command): void {
   const system = program.command('system').description('Manage shale');
+  system
+    .command('service')
+    .description('Serve the Docker Engine API (for the docker CLI, compose, dockerode) on a socket, as `podman system service`')
+    .argument('[uri]', 'unix:///path/to.sock or tcp://127.0.0.1:PORT (default: unix://<root>/shale.sock)')
+    .option('-t, --time <seconds>', 'Seconds with no request before the service exits (0 = never)', '5')
+    .action(async (uri: string | undefined, o: { time: string }) => {
+      const idle = Number(o.time);
+      if (!Number.isFinite(idle) || idle < 0) throw invalidArgument(`--time ${o.time}: expected seconds (0 = never exit)`);
+      const engine = getEngine();
+      const { serve } = await import('../../api/server.js');
+      const l = await serve(engine, uri ?? `unix://${join(resolve(engine.root), 'shale.sock')}`, { idleSeconds: idle, log: (m) => err(`${new Date().toISOString()} ${m}\n`) });
+      err(`API listening on ${l.address}\n`);
+      const stop = () => void l.close();
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      await l.closed;
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+    });
   system
     .command('check')
     .description('Verify every blob digest and every reference in the store')
