@@ -271,7 +271,9 @@ async function createLeased(engine: Store, o: CreateOptions, store: ContainerSto
     rmSync(store.dir(id), { recursive: true, force: true });
     throw e;
   }
-  return store.get(id)!;
+  const made = store.get(id)!;
+  emit(engine.root, 'container', 'create', id, { image: made.config.Image, name: made.name, ...(made.config.Labels ?? {}) });
+  return made;
 }
 
 /** Mark a container whose supervisor died as exited (the CLI never leaves "running" ghosts). */
@@ -562,7 +564,6 @@ async function removeLocked(engine: Store, store: ContainerStore, c: Container, 
       try { vols.remove(m.Source, others); } catch { /* in use or gone */ }
     }
   }
-  emit(engine.root, 'container', 'create', c.id, { image: c.config.Image, name: c.name, ...(c.config.Labels ?? {}) });
   return c;
 }
 

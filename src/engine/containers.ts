@@ -91,9 +91,13 @@ function matchOne(engine: Engine, c: Container, k: string, v: string, all: Conta
   }
 }
 
+function checkFilters(filters: Filters): void {
+  for (const k of Object.keys(filters)) if (!CONTAINER_FILTERS.includes(k)) throw invalidArgument(`invalid filter '${k}'`);
+}
+
 export function matchesFilters(engine: Engine, c: Container, filters: Filters, all: Container[] = []): boolean {
+  checkFilters(filters);
   for (const [k, values] of Object.entries(filters)) {
-    if (!CONTAINER_FILTERS.includes(k)) throw invalidArgument(`invalid filter '${k}'`);
     if (values.length && !values.some((v) => matchOne(engine, c, k, v, all))) return false;
   }
   return true;
@@ -108,6 +112,7 @@ export interface ContainerListing {
 
 /** docker ps / GET /containers/json: newest first, running only unless all, filtered, limited. */
 export async function listContainers(engine: Engine, o: { all?: boolean; filters?: Filters; limit?: number; size?: boolean } = {}): Promise<ContainerListing[]> {
+  if (o.filters) checkFilters(o.filters);
   const all = await Promise.all(engine.containers.list().map((c) => reconcile(engine, c)));
   const limit = o.limit !== undefined && o.limit > 0 ? o.limit : -1;
   let cs = all;

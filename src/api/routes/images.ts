@@ -117,11 +117,11 @@ async function save(ctx: Ctx, names: string[]): Promise<void> {
 }
 
 async function load(ctx: Ctx): Promise<void> {
-  const quiet = qbool(ctx.query, 'quiet');
+  // quiet only drops progress bars (which shale's load has none of): "Loaded image" lines always come, as from dockerd
   const s = progressStream(ctx.res!);
   try {
-    const r = await loadArchive(ctx.engine, ctx.req, { onProgress: (m) => { if (!quiet) s.line({ stream: m + '\n' }); } });
-    void r;
+    const r = await loadArchive(ctx.engine, ctx.req, { onProgress: (m) => s.line({ stream: m + '\n' }) });
+    for (const i of r.images) emit(ctx.engine.root, 'image', 'load', i.id, { name: i.tags[0] ?? i.id });
     s.end();
   } catch (e) {
     s.fail(e);
