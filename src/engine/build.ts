@@ -7,7 +7,6 @@ import type { Readable } from 'node:stream';
 import { build, privateTmp, type BuildOptions } from '../builder/build.js';
 import { runStep } from '../builder/run.js';
 import { applyLayer, openUncompressed } from '../archive/index.js';
-import { pullIfMissing } from '../registry/index.js';
 import type { Engine } from './index.js';
 
 export { ENTITLEMENTS } from '../builder/build.js';
@@ -29,7 +28,11 @@ export async function buildImage(engine: Engine, req: BuildRequest): Promise<Awa
       await applyLayer(tmp, tar, { whiteouts: 'apply', sameOwner: false });
       contextDir = tmp;
     }
-    return await build(engine, { ...rest, contextDir, runStep, resolveBase: async (name) => { await pullIfMissing(engine, name); } });
+    return await build(engine, { ...rest, contextDir, runStep, resolveBase: async (name) => {
+      // the registry client loads only when a base is missing locally
+      const { pullIfMissing } = await import('../registry/index.js');
+      await pullIfMissing(engine, name);
+    } });
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true });
   }

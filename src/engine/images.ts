@@ -10,7 +10,9 @@ import type { Engine } from './index.js';
 import type { Filters } from './containers.js';
 import { invalidArgument } from '../errors.js';
 
-export { importTarball } from '../images/import.js';
+import { importTarball as importLayer, type ImportOptions } from '../images/import.js';
+import { applyChanges } from '../builder/config.js';
+import type { Readable } from 'node:stream';
 export { loadArchive, openFile, saveDockerArchive, saveOciArchive, saveOciDir } from '../images/transport.js';
 export { bootstrapBusybox } from '../images/bootstrap.js';
 export { shortId, type ImageRecord } from '../images/store.js';
@@ -146,4 +148,12 @@ export function tagImage(engine: Engine, source: string, target: string): void {
   engine.images.tag(source, target);
   const img = engine.images.resolve(target);
   emit(engine.root, 'image', 'tag', img.id, { name: familiarName(parseReference(target)) });
+}
+
+/** docker import: a rootfs tar as a one-layer image; `changes` are Dockerfile instructions for its config. */
+export async function importTarball(engine: Engine, source: Readable, o: Omit<ImportOptions, 'changes'> & { changes?: string[] } = {}): Promise<ImageRecord> {
+  const { changes, ...rest } = o;
+  const img = await importLayer(engine, source, { ...rest, changes: (c) => { c.config ??= {}; applyChanges(c.config, changes ?? []); } });
+  emit(engine.root, 'image', 'import', img.id, { name: o.tag ?? img.id });
+  return img;
 }

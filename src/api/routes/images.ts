@@ -2,13 +2,12 @@
 // (create), push. Progress streams are docker's JSON lines.
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { applyChanges } from '../../builder/config.js';
 import {
   imageHistory, imageSummaries, importTarball, inspectImage, loadArchive, removeImage, saveDockerArchive, tagImage,
 } from '../../engine/images.js';
 import { filtersFromJSON } from '../../engine/containers.js';
 import { pruneImages } from '../../engine/prune.js';
-import { pull, push, type Progress } from '../../registry/index.js';
+import { pull, push, type Progress } from '../../engine/registry.js';
 import { familiarName, parseReference } from '../../reference/index.js';
 import { invalidArgument, notFound } from '../../errors.js';
 import { emit } from '../../store/events.js';
@@ -64,10 +63,9 @@ async function create(ctx: Ctx): Promise<void> {
     try {
       const img = await importTarball(ctx.engine, ctx.req, {
         tag: repo ? (tag ? `${repo}:${tag}` : repo) : undefined, message: q.get('message') ?? undefined,
-        changes: (c) => { c.config ??= {}; applyChanges(c.config, changes); },
+        changes,
         platform: platform ? { os, architecture } : undefined,
       });
-      emit(ctx.engine.root, 'image', 'import', img.id, { name: img.id });
       s.line({ status: img.id });
       s.end();
     } catch (e) {
@@ -83,7 +81,6 @@ async function create(ctx: Ctx): Promise<void> {
     const r = parseReference(ref);
     s.line({ status: `Pulling from ${familiarName({ ...r, tag: undefined, digest: undefined })}`, id: r.tag ?? 'latest' });
     const res = await pull(ctx.engine, ref, { progress: s.progress, signal: ctx.signal, platform: q.get('platform') || undefined });
-    emit(ctx.engine.root, 'image', 'pull', res.image?.id ?? ref, { name: familiarName(r) });
     s.line({ status: `Digest: ${res.digest ?? ''}` });
     s.line({ status: `Status: Downloaded newer image for ${familiarName(r)}` });
     s.end();
@@ -99,7 +96,6 @@ async function pushImage(ctx: Ctx, name: string): Promise<void> {
   const s = progressStream(ctx.res!);
   try {
     const r = await push(ctx.engine, ref, { progress: s.progress, signal: ctx.signal });
-    emit(ctx.engine.root, 'image', 'push', ref, { name: ref });
     s.line({ status: `${parseReference(ref).tag ?? 'latest'}: digest: ${r.digest} size: ${r.size ?? 0}` });
     s.line({ progressDetail: {}, aux: { Tag: parseReference(ref).tag ?? 'latest', Digest: r.digest, Size: r.size ?? 0 } });
     s.end();

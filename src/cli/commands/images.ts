@@ -10,7 +10,6 @@ import {
 import { filtersFromFlags, type Filters } from '../../engine/containers.js';
 import { inspectOther } from '../../engine/hooks.js';
 import { familiarName, parseReference } from '../../reference/index.js';
-import { applyChanges } from '../../builder/config.js';
 import { invalidArgument, notFound } from '../../errors.js';
 import type { Engine } from '../../engine/index.js';
 
@@ -82,7 +81,7 @@ export function register(program: Command): void {
       const [os, architecture] = (o.platform ?? '').split('/');
       const img = await importTarball(engine, file === '-' ? process.stdin : openFile(file), {
         tag: reference, message: o.message,
-        changes: (c) => { c.config ??= {}; applyChanges(c.config, o.change); },
+        changes: o.change,
         platform: o.platform ? { os, architecture } : undefined,
       });
       out(`${img.id}\n`);

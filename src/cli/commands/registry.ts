@@ -5,7 +5,7 @@ import { getEngine, out, err, collect, readStdin } from '../context.js';
 import { invalidArgument, ShaleError } from '../../errors.js';
 import { familiarRepository, parseReference, repository } from '../../reference/index.js';
 // the registry client (and undici) load only when a registry command runs: start-up stays small
-const client = () => import('../../registry/index.js');
+const client = () => import('../../engine/registry.js');
 
 
 function count(v: string, flag: string): number {
@@ -135,7 +135,7 @@ export function register(program: Command): void {
     .argument('[server]', 'registry host (default: Docker Hub)')
     .action(async (server: string | undefined) => {
       const { logout } = await client();
-      const { credentialKey } = await import('../../registry/credentials.js');
+      const { credentialKey } = await client();
       const key = credentialKey(server);
       const gone = logout(server);
       out(gone.length ? `Removing login credentials for ${key}\n` : `Not logged in to ${key}\n`);
