@@ -1,6 +1,7 @@
 // `shale system check`: every blob's digest, every reference from metadata to content, and
 // every image's layers. Orphans (blobs nothing references, left by a crash) are reported as
 // information, and removed with --repair; they never make the store unusable.
+import { checkContainers, checkMounts, checkRuntimeState, checkSnapshots } from './hooks.js';
 import type { Engine } from './index.js';
 import { chainIds } from '../images/store.js';
 
@@ -55,7 +56,6 @@ export async function checkStore(engine: Engine, opts: { repair?: boolean } = {}
   }
   const stale = await engine.content.cleanIngest(leases.digests.size ? 3600_000 : 0);
   if (stale) info.push(`removed ${stale} stale temporary file(s) from interrupted writes`);
-  const { checkContainers, checkMounts, checkRuntimeState, checkSnapshots } = await import('./hooks.js');
   const c = await checkContainers(engine, opts.repair);
   problems.push(...c.problems);
   info.push(...c.info);

@@ -6,6 +6,9 @@ import { join, resolve } from 'node:path';
 import { mountPoints, pidAlive, unmount } from '../sys/index.js';
 import type { Engine } from './index.js';
 import { ContainerStore, shortCid, ZERO_TIME } from '../containers/store.js';
+import { reconcile, removeContainer } from '../containers/index.js';
+import { findRuntime, runtimeArgv } from '../containers/runtime.js';
+import { inspectContainer, inspectVolume } from '../containers/inspect.js';
 import { getSnapshotter, imageSnapshotKeys } from '../store/rootfs.js';
 import { BUILD_OWNER_LABEL, isAlive } from '../store/owner.js';
 
@@ -56,7 +59,6 @@ export async function gcSnapshots(engine: Engine): Promise<void> {
 
 /** A killed build's RUN container (stopped and removed) and its untagged intermediate image. */
 async function removeBuildLeftover(engine: Engine, id: string, imageId: string): Promise<void> {
-  const { removeContainer } = await import('../containers/index.js');
   await removeContainer(engine, id, { force: true, volumes: true });
   const img = engine.images.get(imageId);
   if (!img || engine.images.tagsOf(imageId).length || new ContainerStore(engine).usingImage(imageId).length) return;
@@ -82,7 +84,6 @@ export async function checkRuntimeState(engine: Engine, repair = false): Promise
       if (store.get(id)) continue;
       info.push(`runtime state of container ${shortCid(id)} (${rt}) belongs to no container${repair ? ': deleted' : '; `system check --repair` deletes it'}`);
       if (!repair) continue;
-      const { findRuntime, runtimeArgv } = await import('../containers/runtime.js');
       try {
         const argv = runtimeArgv(findRuntime(engine.root, rt), ['delete', '--force', id]);
         spawnSync(argv[0], argv.slice(1), { stdio: 'ignore' });
@@ -130,7 +131,7 @@ export async function checkMounts(engine: Engine, repair = false): Promise<{ pro
     if (ctr) {
       // nobody's: the container is gone, or stopped (its supervisor dead) with no cp or export holding it
       const c = store.get(ctr[1]);
-      const now = c?.state.Running ? await (await import('../containers/index.js')).reconcile(engine, c) : c;
+      const now = c?.state.Running ? await reconcile(engine, c) : c;
       leaked = !now || (!now.state.Running && !store.lockHolder(now.id));
     } else if (temp) leaked = !pidAlive(Number(temp[1]));
     else {
@@ -158,7 +159,6 @@ export async function checkMounts(engine: Engine, repair = false): Promise<{ pro
 
 /** inspect for non-image objects (containers, volumes). */
 export async function inspectOther(engine: Engine, name: string, opts: { size?: boolean; type?: string }): Promise<unknown | undefined> {
-  const { inspectContainer, inspectVolume } = await import('../containers/inspect.js');
   if (!opts.type || opts.type === 'container') {
     const c = new ContainerStore(engine).tryResolve(name);
     if (c) return inspectContainer(engine, c, !!opts.size);
