@@ -182,6 +182,28 @@ test('with --time, the server stops after that long without a request', async ()
   await assert.rejects(call('GET', '/_ping', { socketPath: p }));
 });
 
+test('stopping the server stops the containers it supervises (attached at start): no process outlives it', async () => {
+  const p = join(engine.root, 'stop.sock');
+  const s2 = await serve(engine, `unix://${p}`);
+  const created = await call('POST', '/containers/create', { socketPath: p, body: JSON.stringify({ Image: 'busybox', Cmd: ['sleep', '300'] }) });
+  const id = json(created).Id as string;
+  const conn = connect(p);
+  await new Promise((r) => conn.once('connect', r));
+  conn.on('error', () => undefined);
+  const upgraded = new Promise((r) => conn.once('data', r)); // the 101, sent once the attach is registered
+  conn.write(`POST /containers/${id}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+  await upgraded;
+  conn.on('data', () => undefined);
+  assert.equal((await call('POST', `/containers/${id}/start`, { socketPath: p })).status, 204);
+  const running = json(await call('GET', `/containers/${id}/json`)).State as { Running: boolean; Pid: number };
+  assert.equal(running.Running, true);
+  await s2.close();
+  const after = json(await call('GET', `/containers/${id}/json`)).State as { Running: boolean };
+  assert.equal(after.Running, false, 'the container stopped with its supervising server');
+  assert.throws(() => process.kill(running.Pid, 0), 'its process is gone');
+  await call('DELETE', `/containers/${id}?force=1`);
+});
+
 /** A minimal ustar archive: regular files and symlinks. */
 function makeTar(entries: { name: string; body?: string; link?: string }[]): Buffer {
   const blocks: Buffer[] = [];

@@ -14,7 +14,7 @@ import { errorResponse, sendError, sendJSON } from './http.js';
 import { Router, type Ctx } from './router.js';
 import { register as systemRoutes } from './routes/system.js';
 import { register as imageRoutes } from './routes/images.js';
-import { register as containerRoutes } from './routes/containers.js';
+import { register as containerRoutes, stopSupervised } from './routes/containers.js';
 import { register as execRoutes } from './routes/exec.js';
 import { register as volumeRoutes } from './routes/volumes.js';
 import { register as buildRoutes } from './routes/build.js';
@@ -141,8 +141,11 @@ export async function serve(engine: Engine, uri: string, o: ServeOptions = {}): 
   }
 
   server.on('request', (req, res) => void dispatch(req, res, req.socket, Buffer.alloc(0), false));
+  const hijacked = new Set<Duplex>(); // node:http stops tracking a connection once it is upgraded
   server.on('upgrade', (req, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
+    hijacked.add(socket);
+    socket.once('close', () => hijacked.delete(socket));
     void dispatch(req, undefined, socket, head, true);
   });
   server.on('clientError', (err, socket) => {
@@ -173,9 +176,11 @@ export async function serve(engine: Engine, uri: string, o: ServeOptions = {}): 
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= new Promise<void>((res) => {
     clearTimeout(idleTimer);
-    server.close(() => res());
+    const stopped = stopSupervised(engine);
+    server.close(() => void stopped.then(() => res()));
     server.closeIdleConnections();
-    setTimeout(() => server.closeAllConnections(), 2000).unref();
+    void stopped.then(() => { for (const h of hijacked) h.destroy(); });
+    setTimeout(() => { server.closeAllConnections(); for (const h of hijacked) h.destroy(); }, 2000).unref();
     if (where.kind === 'unix') { try { unlinkSync(where.path); } catch { /* gone */ } }
   }).then(closedResolve));
   idle();

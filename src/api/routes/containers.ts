@@ -19,6 +19,19 @@ interface Attached { out: Duplex; stdin?: Readable; stdout: boolean; stderr: boo
 
 /** Clients attached to a container that has not started yet: the next start runs it supervised here, streaming to them. */
 const pending = new Map<string, Attached[]>();
+/** Containers this server supervises (started with clients attached), and how each run ends. */
+const supervised = new Map<string, Promise<unknown>>();
+
+/**
+ * On shutdown: the containers this process supervises cannot outlive it (their stdio and log
+ * are here), so they are killed and waited for, as dockerd stops its containers.
+ */
+export async function stopSupervised(engine: Ctx['engine']): Promise<void> {
+  await Promise.all([...supervised.entries()].map(async ([id, run]) => {
+    await killContainer(engine, id, 'SIGKILL').catch(() => undefined);
+    await run.catch(() => undefined);
+  }));
+}
 
 function containerOf(ctx: Ctx, ref: string): Container {
   const c = ctx.engine.containers.tryResolve(ref);
@@ -105,6 +118,8 @@ async function start(ctx: Ctx, ref: string): Promise<void> {
   const stderr = fan('stderr');
   const ready = new Promise<{ ok: boolean; error?: string; exitCode?: number }>((res) => {
     const run = startAttached(ctx.engine, c, { stdin, stdout, stderr, forwardSignals: false, onReady: (r) => res(r) });
+    supervised.set(c.id, run);
+    void run.finally(() => supervised.delete(c.id)).catch(() => undefined);
     void run.then(
       () => { for (const a of clients) a.finish(); },
       (e) => { res({ ok: false, error: (e as Error).message, exitCode: 125 }); for (const a of clients) a.finish(); },
