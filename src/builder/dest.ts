@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { classify, readTar, type TarSourceEntry } from '../archive/index.js';
 import type { Store } from '../store/index.js';
 import { getSnapshotter } from '../store/rootfs.js';
-import { invalidArgument, isShaleError } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 import { openLayerTar, type LayerRecord } from '../images/layers.js';
 import { chainIds } from '../images/store.js';
 import { at, DIR_FLAGS, lstatAt, Scope } from '../scope/index.js';
@@ -89,13 +89,13 @@ const VIEW_BUDGET = Number(process.env.SHALE_BUILD_VIEW_BYTES ?? 16 << 20);
 async function withView<T>(engine: Store, layers: LayerRecord[], tmpDir: () => Promise<string>, fn: (scope: Scope) => T | Promise<T>): Promise<T> {
   const sn = getSnapshotter(engine);
   const key = `build-view-${randomBytes(8).toString('hex')}`;
+  // the chain is held (a concurrent cleanup cannot take a layer of it) until the view is on it
+  const release = sn.hold(chainIds(layers.map((l) => l.diffId)));
   let mounts;
   try {
     mounts = await sn.view(key, await unpackChain(engine, sn, layers), { 'shale.build': 'destination' });
-  } catch (e) {
-    // a concurrent cleanup took an unpacked layer no image owned (made before this build began): unpack again
-    if (!isShaleError(e, 'NotFound') || !/parent snapshot/.test((e as Error).message)) throw e;
-    mounts = await sn.view(key, await unpackChain(engine, sn, layers), { 'shale.build': 'destination' });
+  } finally {
+    release();
   }
   try {
     const dir = await mkdtemp(join(await tmpDir(), 'build-dest-'));

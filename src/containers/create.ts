@@ -5,9 +5,9 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Store } from '../store/index.js';
-import { getSnapshotter, unpackImage } from '../store/rootfs.js';
+import { getSnapshotter, unpackHeld } from '../store/rootfs.js';
 import { emit } from '../store/events.js';
-import { invalidArgument, isShaleError, notFound, ShaleError } from '../errors.js';
+import { invalidArgument, notFound, ShaleError } from '../errors.js';
 import { logOptions } from './logs.js';
 import { signalNumber } from './runtime.js';
 import { ContainerStore, newId, newState, shortCid, type CConfig, type Container, type HostConfig, type MountSpec } from './store.js';
@@ -230,18 +230,16 @@ async function createLeased(engine: Store, o: CreateOptions, store: ContainerSto
   }
 
   const sn = getSnapshotter(engine);
-  const parent = await unpackImage(engine, img.id);
+  // the image's layers stay held (a cleanup cannot take them) until the writable layer is on them
+  const unpacked = await unpackHeld(engine, img.id);
   const c: Container = { id, name, imageId: img.id, config, hostConfig: hostCfg, state: newState(), created: new Date().toISOString() };
   store.insert(c);
   try {
     mkdirSync(store.dir(id), { recursive: true, mode: 0o710 });
     try {
-      await sn.prepare(id, parent, { 'shale.container': id });
-    } catch (e) {
-      // a concurrent cleanup took an unpacked layer no image owned when it looked (this image
-      // arrived since, sharing it): unpack again and go on
-      if (!isShaleError(e, 'NotFound') || !/parent snapshot/.test((e as Error).message)) throw e;
-      await sn.prepare(id, await unpackImage(engine, img.id), { 'shale.container': id });
+      await sn.prepare(id, unpacked.key, { 'shale.container': id });
+    } finally {
+      unpacked.release();
     }
     // volumes now, so that `volume ls` shows them and rm -v knows them
     for (const m of mounts) {

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { alreadyExists, conflict, errno, failedPrecondition, invalidArgument, notFound, ShaleError } from '../errors.js';
 import type { Change, CleanupReport, DriverName, Kind, Mount, SnapshotInfo, Snapshotter, Usage } from './types.js';
-import { ensureShmBacked, pidAlive } from '../sys/index.js';
+import { ensureShmBacked, pidAlive, processStartTime } from '../sys/index.js';
 
 export interface Row {
   key: string;
@@ -45,6 +45,13 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+-- a process about to build on a snapshot (unpack an image, prepare a container or a view on it)
+-- holds it first: remove() refuses a held key while the holding process lives
+CREATE TABLE IF NOT EXISTS holds (
+  key TEXT NOT NULL,
+  holder TEXT NOT NULL,                -- <pid>:<start time>:<random>
+  PRIMARY KEY (key, holder)
+);
 `;
 
 /** Staging and trash directories this process (any instance) is working on: the sweep leaves them alone. */
@@ -252,9 +259,43 @@ export abstract class BaseSnapshotter implements Snapshotter {
     });
   }
 
+  /**
+   * Hold keys (existing or about to be made) against remove() until release(): whoever builds on
+   * a snapshot holds it before it looks for it, so a cleanup that listed it as unused earlier
+   * cannot take it in between. A holder that died holds nothing.
+   */
+  hold(keys: string[]): () => void {
+    const holder = `${process.pid}:${processStartTime(process.pid)}:${randomBytes(4).toString('hex')}`;
+    this.tx(() => {
+      const ins = this.db.prepare('INSERT OR IGNORE INTO holds (key, holder) VALUES (?, ?)');
+      for (const k of new Set(keys)) ins.run(k, holder);
+    });
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      try {
+        this.tx(() => this.db.prepare('DELETE FROM holds WHERE holder = ?').run(holder));
+      } catch { /* closed or full: a dead holder holds nothing, and the next remove drops the row */ }
+    };
+  }
+
+  /** Inside a transaction: a live process holding key, if any (rows of dead holders are dropped). */
+  private liveHolder(key: string): number | undefined {
+    const rows = this.db.prepare('SELECT holder FROM holds WHERE key = ?').all(key) as { holder: string }[];
+    for (const { holder } of rows) {
+      const [pid, start] = holder.split(':');
+      if (pidAlive(Number(pid)) && processStartTime(Number(pid)) === start) return Number(pid);
+      this.db.prepare('DELETE FROM holds WHERE key = ? AND holder = ?').run(key, holder);
+    }
+    return undefined;
+  }
+
   async remove(key: string): Promise<void> {
     const trash = this.tx(() => {
       const r = this.get(key);
+      const held = this.liveHolder(key);
+      if (held !== undefined) throw conflict(`cannot remove snapshot ${key}: process ${held} is building on it`, 'try again when it is done');
       const kids = this.db.prepare('SELECT key FROM snapshots WHERE parent = ? ORDER BY id').all(key) as { key: string }[];
       if (kids.length) {
         const names = kids.slice(0, 5).map((k) => k.key).join(', ') + (kids.length > 5 ? ', …' : '');

@@ -3,7 +3,7 @@
 // mounted and removes its temp dir, also when it fails (and never deletes through a mount).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { appendFile, chmod, chown, cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, unlink, writeFile } from 'node:fs/promises';
@@ -431,6 +431,31 @@ export function snapshotterSuite(name: string, factory: Factory, opts: SuiteOpti
       assert.deepEqual(names, ['bin', 'bin/.wh.vi', 'etc', 'etc/passwd', 'newdir', 'newdir/file', 'newlink', 'usr', 'usr/.wh.share']);
       await sn.commit('C1', 'c');
       assert.deepEqual(changeList(await sn.changes('C1')), expected, 'a committed layer diffs against its parent the same way');
+    });
+
+    it('a held snapshot cannot be removed until released, or until its holder dies', async (env) => {
+      const sn = env.sn;
+      await env.base();
+      const release = sn.hold(['L3', 'not-made-yet']);
+      assert.equal(await codeOf(sn.remove('L3')), 'Conflict', 'a live hold keeps it');
+      assert.ok(sn.exists('L3'));
+      release();
+      release(); // twice is harmless
+      await sn.remove('L3');
+      assert.equal(sn.exists('L3'), false);
+      // another process holds L2: refused while it lives; once it is killed (-9, no release), its hold is void
+      const mod = new URL('./index.js', import.meta.url).href;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', `const { openSnapshotter } = await import(${JSON.stringify(mod)}); const s = openSnapshotter(${JSON.stringify(join(env.dir, 'root'))}, ${JSON.stringify(sn.name)}); s.hold(['L2']); console.log('held'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await new Promise<void>((res, rej) => { child.stdout!.once('data', () => res()); child.once('exit', (c) => rej(new Error(`holder exited ${c}`))); });
+        assert.equal(await codeOf(sn.remove('L2')), 'Conflict', "another live process's hold keeps it");
+      } finally {
+        const gone = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await gone;
+      }
+      await sn.remove('L2');
+      assert.equal(sn.exists('L2'), false);
     });
 
     it('commit, then prepare on top; kinds and errors', async (env) => {

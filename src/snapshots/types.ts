@@ -55,6 +55,8 @@ export interface Snapshotter {
   commit(name: string, key: string, labels?: Record<string, string>): Promise<void>;
   /** Refuses (Conflict) while other snapshots are built on it. */
   remove(key: string): Promise<void>;
+  /** Hold keys against remove() until the returned release() (or this process's death). */
+  hold(keys: string[]): () => void;
   stat(key: string): Promise<SnapshotInfo>;
   list(): Promise<SnapshotInfo[]>;
   exists(key: string): boolean;

@@ -56,8 +56,29 @@ const INIT_FILES = ['etc/hosts', 'etc/hostname', 'etc/resolv.conf'];
  * Safe when several processes unpack the same image at once.
  */
 export async function unpackImage(engine: Store, imageId: string): Promise<string> {
+  const u = await unpackHeld(engine, imageId);
+  u.release();
+  return u.key;
+}
+
+/**
+ * unpackImage, with every snapshot of the chain held (against a concurrent cleanup's remove)
+ * until release(): the caller prepares its container or view on the key first. The hold is
+ * taken before anything is looked at, so what this finds unpacked stays unpacked.
+ */
+export async function unpackHeld(engine: Store, imageId: string): Promise<{ key: string; release: () => void }> {
   const sn = getSnapshotter(engine);
   const layers = engine.images.layers(imageId);
+  const release = sn.hold([...layers.map((l) => l.chainId), initKey(layers[layers.length - 1]?.chainId)]);
+  try {
+    return { key: await unpackLayers(engine, sn, layers), release };
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+async function unpackLayers(engine: Store, sn: Snapshotter, layers: { chainId: string; blob: string }[]): Promise<string> {
   let parent: string | undefined;
   for (const l of layers) {
     if (!sn.exists(l.chainId)) {
