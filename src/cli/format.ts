@@ -261,3 +261,14 @@ export function printFormatted(objs: unknown[], fmt: string, headers: Record<str
   }
   return objs.map((o) => c.row(o) + '\n').join('');
 }
+
+/** docker's --since/--until: unix seconds, an RFC 3339 time, or a duration back from now (10m, 1h30m). */
+export function timeArg(v: string | undefined): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
+  const d = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(v);
+  if (d && v) return Date.now() / 1000 - (Number(d[1] ?? 0) * 3600 + Number(d[2] ?? 0) * 60 + Number(d[3] ?? 0));
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw invalidArgument(`invalid time value ${v}`, 'use seconds since the epoch, an RFC 3339 time, or a duration like 10m');
+  return t / 1000;
+}

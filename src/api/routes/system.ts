@@ -1,6 +1,6 @@
 // /_ping, /version, /info, /system/df, /events.
 import { systemDiskUsage, systemInfo, versionInfo } from '../../engine/system.js';
-import { readEvents, readEventsFrom, type EngineEvent } from '../../store/events.js';
+import { checkEventFilters, engineEvents } from '../../engine/events.js';
 import { filtersFromJSON } from '../../engine/containers.js';
 import { commandOf } from '../../engine/containers.js';
 import { sendJSON } from '../http.js';
@@ -41,27 +41,6 @@ async function df(ctx: Ctx): Promise<void> {
   });
 }
 
-function matches(ev: EngineEvent, f: Record<string, string[]>): boolean {
-  for (const [k, vals] of Object.entries(f)) {
-    if (!vals.length) continue;
-    const a = ev.Actor.Attributes;
-    const ok = vals.some((v) => {
-      switch (k) {
-        case 'type': return ev.Type === v;
-        case 'event': return ev.Action === v || ev.Action.startsWith(`${v}:`);
-        case 'container': return ev.Type === 'container' && (ev.Actor.ID.startsWith(v) || a.name === v);
-        case 'image': return a.image === v || (ev.Type === 'image' && (ev.Actor.ID === v || a.name === v));
-        case 'volume': return ev.Type === 'volume' && ev.Actor.ID === v;
-        case 'label': { const i = v.indexOf('='); return i < 0 ? v in a : a[v.slice(0, i)] === v.slice(i + 1); }
-        case 'scope': return v === 'local';
-        default: return false;
-      }
-    });
-    if (!ok) return false;
-  }
-  return true;
-}
-
 /** docker's since/until: unix seconds with optional fraction. */
 function eventTime(v: string | null): number | undefined {
   if (v === null || v === '') return undefined;
@@ -72,30 +51,12 @@ function eventTime(v: string | null): number | undefined {
 }
 
 async function events(ctx: Ctx): Promise<void> {
-  const since = eventTime(ctx.query.get('since'));
-  const until = eventTime(ctx.query.get('until'));
-  const f = filtersFromJSON(ctx.query.get('filters'));
+  const filters = filtersFromJSON(ctx.query.get('filters'));
+  checkEventFilters(filters); // a bad filter is a 400, before the stream starts
   const res = ctx.res!;
   res.writeHead(200, { 'Content-Type': 'application/json' });
   res.flushHeaders();
-  const inRange = (e: EngineEvent) => {
-    const t = e.timeNano / 1e9;
-    return (since === undefined || t >= since) && (until === undefined || t <= until);
-  };
-  let { events: past, offset, ino } = readEvents(ctx.engine.root);
-  // without since, docker streams only what happens from now on
-  if (since !== undefined) for (const e of past) if (inRange(e) && matches(e, f)) res.write(JSON.stringify(e) + '\n');
-  past = [];
-  while (!ctx.signal.aborted) {
-    if (until !== undefined && Date.now() / 1000 > until) break;
-    const r = readEventsFrom(ctx.engine.root, offset, ino);
-    ({ offset, ino } = r);
-    for (const e of r.events) if (inRange(e) && matches(e, f)) res.write(JSON.stringify(e) + '\n');
-    await new Promise<void>((ok) => {
-      const t = setTimeout(ok, 100);
-      ctx.signal.addEventListener('abort', () => { clearTimeout(t); ok(); }, { once: true });
-    });
-  }
+  for await (const e of engineEvents(ctx.engine, { since: eventTime(ctx.query.get('since')), until: eventTime(ctx.query.get('until')), filters, signal: ctx.signal })) res.write(JSON.stringify(e) + '\n');
   res.end();
 }
 

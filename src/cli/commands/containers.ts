@@ -5,7 +5,7 @@ import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { getEngine, out, collect, forEach } from '../context.js';
-import { humanSize, table, compileFormat } from '../format.js';
+import { humanSize, table, compileFormat, timeArg } from '../format.js';
 import type { Engine } from '../../engine/index.js';
 import { invalidArgument } from '../../errors.js';
 import {
@@ -31,16 +31,6 @@ async function showLogs(engine: Engine, ref: string, o: { follow?: boolean; tail
   for await (const e of containerLogs(engine, ref, { follow: o.follow, tail: o.tail, since: timeArg(o.since), until: timeArg(o.until) })) printEntries([e], !!o.timestamps);
 }
 
-/** docker's --since/--until: unix seconds, an RFC 3339 time, or a duration back from now (10m, 1h30m). */
-export function timeArg(v: string | undefined): number | undefined {
-  if (v === undefined || v === '') return undefined;
-  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
-  const d = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(v);
-  if (d && v) return Date.now() / 1000 - (Number(d[1] ?? 0) * 3600 + Number(d[2] ?? 0) * 60 + Number(d[3] ?? 0));
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw invalidArgument(`invalid time value ${v}`, 'use seconds since the epoch, an RFC 3339 time, or a duration like 10m');
-  return t / 1000;
-}
 
 // ---------------------------------------------------------------- cp
 

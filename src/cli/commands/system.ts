@@ -1,6 +1,9 @@
 // system check, image prune, info, version.
 import type { Command } from 'commander';
-import { getEngine, out, err } from '../context.js';
+import { getEngine, out, err, collect } from '../context.js';
+import { compileFormat, timeArg } from '../format.js';
+import { engineEvents } from '../../engine/events.js';
+import { filtersFromFlags } from '../../engine/containers.js';
 import { humanSize } from '../format.js';
 import { checkStore } from '../../engine/check.js';
 import { pruneImages, pruneSystem } from '../../engine/prune.js';
@@ -21,6 +24,34 @@ function readLine(): Promise<string> {
 
 export function register(program: Command): void {
   const system = program.command('system').description('Manage shale');
+  const events = (c: Command) => c
+    .description('Get real time events from shale (following; --until ends the stream)')
+    .option('--since <time>', 'Show all events created since timestamp (seconds, RFC 3339, or a duration like 10m)')
+    .option('--until <time>', 'Stream events until this timestamp')
+    .option('-f, --filter <filter>', 'Filter output based on conditions provided (type, event, container, image, volume, label)', collect, [])
+    .option('--format <format>', 'Format the output using the given Go template')
+    .action(async (o: { since?: string; until?: string; filter: string[]; format?: string }) => {
+      const fmt = o.format ? compileFormat(o.format) : undefined;
+      const ac = new AbortController();
+      const stop = () => ac.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        for await (const e of engineEvents(getEngine(), { since: timeArg(o.since), until: timeArg(o.until), filters: filtersFromFlags(o.filter), signal: ac.signal })) {
+          if (fmt) out(fmt.row(e) + '\n');
+          else {
+            const attrs = Object.entries(e.Actor.Attributes).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join(', ');
+            const t = new Date(Math.floor(e.timeNano / 1e6)).toISOString().replace(/\.(\d{3})Z$/, `.$1${String(e.timeNano % 1e6).padStart(6, '0')}Z`);
+            out(`${t} ${e.Type} ${e.Action} ${e.Actor.ID}${attrs ? ` (${attrs})` : ''}\n`);
+          }
+        }
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
+  events(program.command('events'));
+  events(system.command('events'));
   system
     .command('service')
     .description('Serve the Docker Engine API (for the docker CLI, compose, dockerode) on a socket, as `podman system service`')
