@@ -75,7 +75,7 @@ test('routes answer with docker statuses and {"message"} bodies', async () => {
     ['DELETE', '/volumes/nope', 404, /no such volume/],
     ['GET', '/no/such/route', 404, /page not found/],
     ['POST', '/swarm/init', 501, /shale does not implement POST \/swarm\/init/],
-    ['GET', '/containers/x/stats', 501, /does not implement/],
+    ['POST', '/containers/x/update', 501, /does not implement/],
     ['POST', '/containers/create', 400, /invalid JSON body/, '{"Image": "busybox",'],
     ['POST', '/containers/create', 400, /invalid JSON body/, '[1,2]'],
     ['POST', '/containers/create', 404, /Unable to find image 'nope:1'/, '{"Image":"nope:1"}'],

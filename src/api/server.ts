@@ -22,7 +22,7 @@ import { register as buildRoutes } from './routes/build.js';
 export const MAX_HEADER_SIZE = 64 * 1024;
 
 /** Docker routes shale does not serve (yet): 501 with the endpoint named, not a 404 that looks like a typo. */
-const UNIMPLEMENTED = /^\/(networks|swarm|services|nodes|tasks|secrets|configs|plugins|distribution|grpc|auth)(\/|$)|^\/containers\/[^/]+\/(stats|pause|unpause|update|attach\/ws)$/;
+const UNIMPLEMENTED = /^\/(networks|swarm|services|nodes|tasks|secrets|configs|plugins|distribution|grpc|auth)(\/|$)|^\/containers\/[^/]+\/(update|attach\/ws)$/;
 
 export interface ServeOptions {
   /** exit when no request has been active for this many seconds; 0 = never */

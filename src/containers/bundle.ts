@@ -4,12 +4,12 @@ import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync
 import { join } from 'node:path';
 import type { Store } from '../store/index.js';
 import { getSnapshotter } from '../store/rootfs.js';
-import { invalidArgument, notFound } from '../errors.js';
+import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
 import { mountAll } from '../snapshots/index.js';
 import { mountedAt, unmountRootfs } from './mounts.js';
 import { Scope } from '../scope/index.js';
 import { fillFromRootfs } from './archive.js';
-import { buildSpec, type SpecMount } from './spec.js';
+import { buildSpec, findInit, type SpecMount } from './spec.js';
 import { ContainerStore, type Container } from './store.js';
 import { resolveUser } from './user.js';
 import { VolumeStore } from './volumes.js';
@@ -99,7 +99,12 @@ export async function prepareBundle(engine: Store, c: Container): Promise<void> 
     } catch { /* none */ }
     if (!host) resolv = resolv.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
     writeFileSync(join(dir, 'resolv.conf'), resolv);
-    const spec = buildSpec(c, { rootfs, user, mounts, dir, network: host ? 'host' : 'none' });
+    let init: string | undefined;
+    if (c.hostConfig.Init) {
+      init = findInit();
+      if (!init) throw failedPrecondition('--init needs docker-init (tini), which is not installed', 'install Debian\'s tini (apt-get install tini), or drop --init');
+    }
+    const spec = buildSpec(c, { rootfs, user, mounts, dir, network: host ? 'host' : 'none', init });
     // runc and crun bring lo up themselves in a new network namespace (docker's --network none)
     writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
   } catch (e) {

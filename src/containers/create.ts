@@ -2,7 +2,7 @@
 // layer), with docker's -v/--mount parsing, env files, names and labels. The image is leased
 // while the record goes in, so an rmi cannot take it from under the new container.
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { hostname as osHostname } from 'node:os';
+import { cpus, hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Store } from '../store/index.js';
 import { getSnapshotter, unpackHeld } from '../store/rootfs.js';
@@ -42,6 +42,43 @@ export interface CreateOptions {
   privileged?: boolean;
   stopSignal?: string;
   stopTimeout?: number;
+  /** -m, --memory-swap (docker's sizes: 64m, 1g, or bytes) */
+  memory?: string | number;
+  memorySwap?: string | number;
+  /** --cpus (a decimal), --cpu-shares, --cpuset-cpus */
+  cpus?: string | number;
+  nanoCpus?: number;
+  cpuShares?: number;
+  cpusetCpus?: string;
+  pidsLimit?: number;
+  /** --restart no|always|unless-stopped|on-failure[:N] */
+  restart?: string;
+  init?: boolean;
+}
+
+/** docker's RAMInBytes: 64m, 1.5g, 512k, 100b or plain bytes (binary units). */
+export function parseMemory(v: string | number | undefined, flag: string): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (typeof v === 'number') return v;
+  if (v === '-1') return -1;
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgtp]?)(?:i?b)?$/i.exec(v.trim());
+  if (!m) throw invalidArgument(`invalid argument "${v}" for "${flag}" flag: invalid size: '${v}'`);
+  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2].toLowerCase()] ?? 1;
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/** --restart as docker parses it. */
+export function parseRestart(v: string | undefined): { Name: string; MaximumRetryCount: number } {
+  if (!v || v === 'no') return { Name: 'no', MaximumRetryCount: 0 };
+  const [name, n] = v.split(':');
+  if (name === 'on-failure') {
+    const max = n === undefined ? 0 : Number(n);
+    if (!Number.isInteger(max) || max < 0) throw invalidArgument(`invalid restart policy format: maximum retry count must be a non-negative integer: ${v}`);
+    return { Name: name, MaximumRetryCount: max };
+  }
+  if ((name === 'always' || name === 'unless-stopped') && n === undefined) return { Name: name, MaximumRetryCount: 0 };
+  if (n !== undefined && (name === 'always' || name === 'unless-stopped')) throw invalidArgument(`invalid restart policy format: maximum retry count cannot be used with restart policy '${name}'`);
+  throw invalidArgument(`invalid restart policy format: ${v}`, 'use no, always, unless-stopped or on-failure[:N]');
 }
 
 export function replaceEnv(env: string[], kv: string): string[] {
@@ -203,6 +240,7 @@ async function createLeased(engine: Store, o: CreateOptions, store: ContainerSto
     CapAdd: o.capAdd ?? [],
     CapDrop: o.capDrop ?? [],
     Privileged: !!o.privileged,
+    ...resources(o),
   };
   const config: CConfig = {
     ...icfg,
@@ -257,4 +295,48 @@ async function createLeased(engine: Store, o: CreateOptions, store: ContainerSto
   const made = store.get(id)!;
   emit(engine.root, 'container', 'create', id, { image: made.config.Image, name: made.name, ...(made.config.Labels ?? {}) });
   return made;
+}
+
+/** The resource flags and the restart policy as docker's HostConfig fields, checked. */
+function resources(o: CreateOptions): Partial<HostConfig> {
+  const r: Partial<HostConfig> = {};
+  const mem = parseMemory(o.memory, '--memory');
+  if (mem !== undefined && mem !== 0) {
+    if (mem > 0 && mem < 6 * 1024 * 1024) throw invalidArgument('Minimum memory limit allowed is 6MB');
+    r.Memory = mem;
+  }
+  const swap = parseMemory(o.memorySwap, '--memory-swap');
+  if (swap !== undefined && swap !== 0) {
+    if (!r.Memory) throw invalidArgument('You should always set the Memory limit when using Memoryswap limit, see usage');
+    if (swap > 0 && swap < r.Memory) throw invalidArgument('Minimum memoryswap limit should be larger than memory limit, see usage');
+    r.MemorySwap = swap;
+  }
+  let nano = o.nanoCpus;
+  if (o.cpus !== undefined && o.cpus !== '') {
+    const c = Number(o.cpus);
+    if (!Number.isFinite(c) || c < 0) throw invalidArgument(`invalid argument "${o.cpus}" for "--cpus" flag`);
+    nano = Math.round(c * 1e9);
+  }
+  if (nano) {
+    const ncpu = cpus().length;
+    if (nano > ncpu * 1e9) throw invalidArgument(`range of CPUs is from 0.01 to ${ncpu}.00, as there are only ${ncpu} CPUs available`);
+    if (nano < 1e7) throw invalidArgument(`range of CPUs is from 0.01 to ${ncpu}.00, as there are only ${ncpu} CPUs available`);
+    r.NanoCpus = nano;
+  }
+  if (o.cpuShares) r.CpuShares = o.cpuShares;
+  if (o.cpusetCpus) {
+    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(o.cpusetCpus)) throw invalidArgument(`invalid value ${o.cpusetCpus} for cpuset cpus`);
+    r.CpusetCpus = o.cpusetCpus;
+  }
+  if (o.pidsLimit !== undefined && o.pidsLimit !== 0) {
+    if (!Number.isInteger(o.pidsLimit)) throw invalidArgument(`invalid argument "${o.pidsLimit}" for "--pids-limit" flag`);
+    r.PidsLimit = o.pidsLimit;
+  }
+  const rp = parseRestart(o.restart);
+  if (rp.Name !== 'no') {
+    if (o.rm) throw invalidArgument('Conflicting options: --restart and --rm', 'drop one of them');
+    r.RestartPolicy = rp;
+  }
+  if (o.init) r.Init = true;
+  return r;
 }

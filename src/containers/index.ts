@@ -7,6 +7,6 @@ export { VolumeStore } from './volumes.js';
 export { createContainer, parseVolumeFlag, parseMountFlag, type CreateOptions } from './create.js';
 export { mountRootfs } from './bundle.js';
 export {
-  reconcile, startDetached, startAttached, runtimeFor, whilePaused, killContainer, waitStopped, stopContainer, removeContainer,
+  reconcile, startDetached, startAttached, runtimeFor, whilePaused, killContainer, waitStopped, stopContainer, removeContainer, pauseContainer, unpauseContainer,
 } from './lifecycle.js';
 export { execInContainer, type ExecOptions } from './exec.js';

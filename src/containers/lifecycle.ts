@@ -39,8 +39,9 @@ function startError(r: Extract<Ready, { ok: false }>): ShaleError {
 export async function startDetached(engine: Store, c: Container): Promise<void> {
   c = await reconcile(engine, c);
   if (c.state.Running) return;
-  await prepareBundle(engine, c);
   const store = new ContainerStore(engine);
+  store.updateState(c.id, (s) => ({ ...s, ManualStop: false, Restarting: false }));
+  await prepareBundle(engine, c);
   const shim = fileURLToPath(new URL('./shim.js', import.meta.url));
   const args = { root: resolve(engine.root), storageDriver: getSnapshotter(engine).name, runtime: engine.opts.runtime, id: c.id, dir: store.dir(c.id) };
   const child = spawn(process.execPath, [shim, JSON.stringify(args)], { cwd: '/', detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
@@ -118,7 +119,7 @@ export function runRuntime(engine: Store, c: Container, args: string[]): Promise
  */
 export async function whilePaused<T>(engine: Store, ref: string, fn: () => Promise<T>): Promise<T> {
   const c = await reconcile(engine, new ContainerStore(engine).resolve(ref));
-  if (!c.state.Running) return fn();
+  if (!c.state.Running || c.state.Paused) return fn(); // a paused container is frozen already
   const p = await runRuntime(engine, c, ['pause', c.id]);
   if (p.code !== 0) throw new ShaleError('FailedPrecondition', `pausing ${c.name} for the commit failed: ${p.stderr.trim().split('\n').pop()}`, 'stop the container and commit it then');
   try {
@@ -133,11 +134,37 @@ export async function killContainer(engine: Store, ref: string, signal = 'SIGKIL
   const c = await reconcile(engine, store.resolve(ref));
   const n = signalNumber(signal);
   if (!c.state.Running) throw conflict(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
+  // stopped by a user: its restart policy leaves it stopped (docker's rule)
+  store.updateState(c.id, (s) => ({ ...s, ManualStop: true }));
   const r = await runRuntime(engine, c, ['kill', c.id, String(n)]);
   if (r.code !== 0) {
     const now = store.get(c.id);
     if (now && now.state.Running && !/not running|does not exist/.test(r.stderr)) throw new ShaleError('Internal', `killing ${c.name}: ${r.stderr.trim()}`);
   }
+  // a frozen process gets its signal when thawed (docker thaws a paused container it kills)
+  if (c.state.Paused) await unpauseContainer(engine, c.id).catch(() => undefined);
+}
+
+/** docker pause: freeze every process of the container (the cgroup freezer, through the runtime). */
+export async function pauseContainer(engine: Store, ref: string): Promise<void> {
+  const store = new ContainerStore(engine);
+  const c = await reconcile(engine, store.resolve(ref));
+  if (!c.state.Running) throw conflict(`Container ${c.id} is not running`);
+  if (c.state.Paused) throw conflict(`Container ${c.id} is already paused`);
+  const r = await runRuntime(engine, c, ['pause', c.id]);
+  if (r.code !== 0) throw new ShaleError('Internal', `pausing ${c.name}: ${r.stderr.trim().split('\n').pop()}`);
+  store.updateState(c.id, (s) => ({ ...s, Paused: true }));
+  emit(engine.root, 'container', 'pause', c.id, { image: c.config.Image, name: c.name });
+}
+
+export async function unpauseContainer(engine: Store, ref: string): Promise<void> {
+  const store = new ContainerStore(engine);
+  const c = await reconcile(engine, store.resolve(ref));
+  if (!c.state.Running || !c.state.Paused) throw conflict(`Container ${c.id} is not paused`);
+  const r = await runRuntime(engine, c, ['resume', c.id]);
+  if (r.code !== 0 && !/not paused|not running/.test(r.stderr)) throw new ShaleError('Internal', `unpausing ${c.name}: ${r.stderr.trim().split('\n').pop()}`);
+  store.updateState(c.id, (s) => ({ ...s, Paused: false }));
+  emit(engine.root, 'container', 'unpause', c.id, { image: c.config.Image, name: c.name });
 }
 
 /** Wait until the container is no longer running (or is gone). Returns the latest record, if any. */
@@ -157,7 +184,11 @@ export async function waitStopped(engine: Store, id: string, timeoutMs = Infinit
 export async function stopContainer(engine: Store, ref: string, timeoutSec?: number, signal?: string): Promise<void> {
   const store = new ContainerStore(engine);
   const c = await reconcile(engine, store.resolve(ref));
-  if (!c.state.Running) return;
+  if (!c.state.Running) {
+    // between two runs of its restart policy: stopping it means it stays stopped
+    if (c.state.Restarting) store.updateState(c.id, (s) => ({ ...s, ManualStop: true, Restarting: false }));
+    return;
+  }
   const sig = signal ?? c.config.StopSignal ?? 'SIGTERM';
   const t = timeoutSec ?? c.config.StopTimeout ?? 10;
   await killContainer(engine, c.id, sig).catch((e) => { if (!isShaleError(e, 'Conflict')) throw e; });

@@ -3,7 +3,7 @@
 // the usual /proc /dev /sys mounts, docker's default capability set, masked and read-only
 // /proc paths, PATH and HOSTNAME in the environment, /etc/hosts, /etc/hostname and
 // /etc/resolv.conf bind-mounted from the container's directory.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { invalidArgument } from '../errors.js';
 import type { Container } from './store.js';
 import type { User } from './user.js';
@@ -68,7 +68,28 @@ export function capabilities(c: Container): string[] {
   return caps.filter((x) => have.includes(x));
 }
 
-export function buildSpec(c: Container, opts: { rootfs: string; user: User; mounts: SpecMount[]; dir: string; network: 'none' | 'host' }): Record<string, unknown> {
+/** docker-init for --init: Debian's tini (static first: it needs nothing from the image). */
+export function findInit(): string | undefined {
+  for (const p of ['/usr/bin/docker-init', '/usr/libexec/docker/docker-init', '/usr/bin/tini-static', '/usr/bin/tini']) if (existsSync(p)) return p;
+  return undefined;
+}
+
+/** The cgroup limits (docker's HostConfig resources) as the runtime spec's linux.resources. */
+export function specResources(c: Container): Record<string, unknown> {
+  const h = c.hostConfig;
+  const privileged = !!h.Privileged;
+  const r: Record<string, unknown> = { devices: [{ allow: privileged, access: 'rwm' }] };
+  if (h.Memory) r.memory = { limit: h.Memory, ...(h.MemorySwap ? { swap: h.MemorySwap } : {}) };
+  const cpu: Record<string, unknown> = {};
+  if (h.NanoCpus) { cpu.period = 100000; cpu.quota = Math.round((h.NanoCpus * 100000) / 1e9); }
+  if (h.CpuShares) cpu.shares = h.CpuShares;
+  if (h.CpusetCpus) cpu.cpus = h.CpusetCpus;
+  if (Object.keys(cpu).length) r.cpu = cpu;
+  if (h.PidsLimit && h.PidsLimit > 0) r.pids = { limit: h.PidsLimit };
+  return r;
+}
+
+export function buildSpec(c: Container, opts: { rootfs: string; user: User; mounts: SpecMount[]; dir: string; network: 'none' | 'host'; init?: string }): Record<string, unknown> {
   const caps = capabilities(c);
   const privileged = !!c.hostConfig.Privileged;
   const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
@@ -78,6 +99,8 @@ export function buildSpec(c: Container, opts: { rootfs: string; user: User; moun
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
+    // the container's own cgroups (its limits are readable inside, as in docker)
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', privileged ? 'rw' : 'ro'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
   ];
@@ -88,12 +111,13 @@ export function buildSpec(c: Container, opts: { rootfs: string; user: User; moun
   // a user mount over one of the defaults replaces it, as in docker
   const userDests = new Set(opts.mounts.map((m) => m.destination));
   const mounts = [...base, ...etc].filter((m) => !userDests.has(m.destination)).concat(opts.mounts);
+  if (opts.init) mounts.push({ destination: '/sbin/docker-init', type: 'bind', source: opts.init, options: ['rbind', 'ro', 'rprivate'] });
   return {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
       user: { uid: opts.user.uid, gid: opts.user.gid, ...(opts.user.additionalGids.length ? { additionalGids: opts.user.additionalGids } : {}) },
-      args: containerArgs(c),
+      args: opts.init ? ['/sbin/docker-init', '--', ...containerArgs(c)] : containerArgs(c),
       env: containerEnv(c),
       cwd: c.config.WorkingDir || '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps },
@@ -104,7 +128,7 @@ export function buildSpec(c: Container, opts: { rootfs: string; user: User; moun
     mounts,
     linux: {
       cgroupsPath: `/shale/${c.id}`,
-      resources: { devices: [{ allow: privileged, access: 'rwm' }] },
+      resources: specResources(c),
       namespaces,
       maskedPaths: privileged ? [] : MASKED,
       readonlyPaths: privileged ? [] : READONLY,

@@ -68,6 +68,19 @@ export interface HostConfig {
   CapAdd?: string[];
   CapDrop?: string[];
   Privileged?: boolean;
+  /** -m: bytes (0 = no limit); --memory-swap: memory + swap bytes (-1 = unlimited) */
+  Memory?: number;
+  MemorySwap?: number;
+  /** --cpus in units of 1e-9 CPUs; --cpu-shares; --cpuset-cpus */
+  NanoCpus?: number;
+  CpuShares?: number;
+  CpusetCpus?: string;
+  /** --pids-limit (0 or -1 = no limit) */
+  PidsLimit?: number;
+  /** --restart: no | always | unless-stopped | on-failure (with MaximumRetryCount) */
+  RestartPolicy?: { Name: string; MaximumRetryCount: number };
+  /** --init: docker-init (tini) is pid 1 */
+  Init?: boolean;
 }
 
 /** Config adds docker's container fields to the image's ContainerConfig. */
@@ -98,6 +111,10 @@ export interface State {
   FinishedAt: string;
   /** the process supervising the runtime (detached shim or the foreground CLI) */
   ShimPid?: number;
+  /** times the restart policy started it again */
+  RestartCount?: number;
+  /** stopped or killed by a user (docker's rule: the restart policy leaves it stopped) */
+  ManualStop?: boolean;
 }
 
 export interface Container {

@@ -133,7 +133,7 @@ export async function supervise(engine: Store, id: string, opts: SuperviseOption
   if (ready) {
     exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 255);
     try {
-      store.updateState(id, (s) => ({ ...s, Status: 'exited', Running: false, Pid: 0, ExitCode: exitCode, FinishedAt: new Date().toISOString() }));
+      store.updateState(id, (s) => ({ ...s, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: exitCode, FinishedAt: new Date().toISOString() }));
       emitEvent(engine.root, 'container', 'die', id, { ...attrs(), exitCode: String(exitCode) });
     } catch { /* a full disk: the state still says running, and reconcile sees this supervisor gone (exit 255) */ }
   } else {

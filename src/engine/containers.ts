@@ -14,6 +14,8 @@ import { readLogs, readLogsFrom, type LogEntry } from '../containers/logs.js';
 import { exportRootfs } from '../containers/archive.js';
 import { diskUsage, sizeRw } from '../containers/inspect.js';
 import { runtimeArgv } from '../containers/runtime.js';
+import { sampleStats, type Sample } from '../containers/stats.js';
+import { ZERO_TIME } from '../containers/store.js';
 import { emit } from '../store/events.js';
 import type { Engine } from './index.js';
 
@@ -279,3 +281,45 @@ export async function containerTop(engine: Engine, ref: string, psArgs: string[]
 export function containerDisk(engine: Engine, c: Container): Promise<number> {
   return diskUsage(engine, c);
 }
+
+export interface StatsItem extends Sample {
+  id: string;
+  name: string;
+  preread: string;
+  precpu_stats: Sample['cpu_stats'];
+  networks: Record<string, { rx_bytes: number; tx_bytes: number }>;
+}
+
+/**
+ * docker stats: samples of the container's cgroup, each with the previous one's CPU numbers
+ * (precpu_stats) so the CPU % can be computed; one sample without stream (taken after a first
+ * one `intervalMs` earlier), every intervalMs while it runs with stream.
+ */
+export async function* containerStats(engine: Engine, ref: string, o: { stream?: boolean; signal?: AbortSignal; intervalMs?: number } = {}): AsyncGenerator<StatsItem> {
+  const c0 = engine.containers.resolve(ref);
+  const wait = (ms: number) => new Promise<void>((res) => {
+    const t = setTimeout(res, ms);
+    o.signal?.addEventListener('abort', () => { clearTimeout(t); res(); }, { once: true });
+  });
+  const interval = o.intervalMs ?? 1000;
+  let prev: Sample | undefined;
+  for (;;) {
+    const c = await reconcile(engine, engine.containers.get(c0.id) ?? c0);
+    const zero: Sample = { read: ZERO_TIME, cpu_stats: { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, system_cpu_usage: 0, online_cpus: 0, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } }, memory_stats: { usage: 0, limit: 0, stats: {} }, pids_stats: { current: 0 }, blkio_stats: { io_service_bytes_recursive: null } };
+    const cur = c.state.Running ? sampleStats(c) : zero;
+    if (!prev && c.state.Running && !o.stream) {
+      // one shot: a first sample to measure the CPU against, as dockerd's
+      prev = cur;
+      await wait(Math.min(interval, 500));
+      continue;
+    }
+    yield { ...cur, id: c.id, name: `/${c.name}`, preread: prev?.read ?? ZERO_TIME, precpu_stats: (prev ?? zero).cpu_stats, networks: {} };
+    prev = cur;
+    if (!o.stream || !c.state.Running || o.signal?.aborted) return;
+    await wait(interval);
+    if (o.signal?.aborted) return;
+  }
+}
+
+export { pauseContainer, unpauseContainer } from '../containers/index.js';
+export { cpuPercent, memUsed } from '../containers/stats.js';

@@ -83,3 +83,15 @@ export function humanBytes(n: number): string {
   }
   return `${n} B`;
 }
+
+/** docker's units.BytesSize: binary units with %.4g (`1.5MiB`, `64MiB`), as `docker stats` prints memory. */
+export function bytesSize(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB', 'ZiB', 'YiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${goFormatG(v, 4)}${units[i]}`;
+}

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   archiveFromContainer, commandOf, commitContainer, containerChanges, containerLogs, containerPath, containerTop, copyToContainer, createContainer,
   exportContainer, filtersFromJSON, inspectContainer, killContainer, listContainers, reconcile, recordedExit, removeContainer, startAttached,
-  startDetached, stopContainer, withRootfs, type Container, type CreateOptions,
+  startDetached, stopContainer, withRootfs, pauseContainer, unpauseContainer, containerStats, type Container, type CreateOptions,
 } from '../../engine/containers.js';
 import { pruneContainers } from '../../engine/prune.js';
 import { invalidArgument, notFound, ShaleError } from '../../errors.js';
@@ -40,6 +40,11 @@ function containerOf(ctx: Ctx, ref: string): Container {
 }
 
 const arr = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.map(String) : typeof v === 'string' ? [v] : undefined);
+
+function restartOf(p: { Name?: string; MaximumRetryCount?: number } | undefined): string | undefined {
+  if (!p?.Name || p.Name === 'no') return undefined;
+  return p.Name === 'on-failure' && p.MaximumRetryCount ? `on-failure:${p.MaximumRetryCount}` : p.Name;
+}
 
 /** The API's create body in the engine's options (docker's Config + HostConfig). */
 function createOptions(name: string | undefined, body: Record<string, unknown>): CreateOptions {
@@ -83,6 +88,14 @@ function createOptions(name: string | undefined, body: Record<string, unknown>):
     privileged: !!hc.Privileged,
     rm: !!hc.AutoRemove,
     network,
+    memory: typeof hc.Memory === 'number' && hc.Memory ? hc.Memory : undefined,
+    memorySwap: typeof hc.MemorySwap === 'number' && hc.MemorySwap ? hc.MemorySwap : undefined,
+    nanoCpus: typeof hc.NanoCpus === 'number' && hc.NanoCpus ? hc.NanoCpus : undefined,
+    cpuShares: typeof hc.CpuShares === 'number' && hc.CpuShares ? hc.CpuShares : undefined,
+    cpusetCpus: (hc.CpusetCpus as string) || undefined,
+    pidsLimit: typeof hc.PidsLimit === 'number' && hc.PidsLimit ? hc.PidsLimit : undefined,
+    restart: restartOf(hc.RestartPolicy as { Name?: string; MaximumRetryCount?: number } | undefined),
+    init: hc.Init === true,
     logDriver: log.Type || undefined,
     logOpts: Object.entries(log.Config ?? {}).map(([k, v]) => `${k}=${v}`),
     detach: true,
@@ -206,7 +219,7 @@ function listing(ctx: Ctx, x: { c: Container; sizeRw?: number; sizeRootFs?: numb
     const s = c.state;
     const ago = (t: string) => human(Date.now() - Date.parse(t));
     switch (s.Status) {
-      case 'running': return `Up ${ago(s.StartedAt)}`;
+      case 'running': return `Up ${ago(s.StartedAt)}${s.Paused ? ' (Paused)' : ''}`;
       case 'exited': return `Exited (${s.ExitCode}) ${ago(s.FinishedAt)} ago`;
       case 'removing': return 'Removal In Progress';
       case 'dead': return 'Dead';
@@ -368,6 +381,18 @@ export function register(r: Router): void {
       } finally {
         await x.release();
       }
+    })
+    .add('POST', '/containers/{id}/pause', async (ctx) => { await pauseContainer(ctx.engine, containerOf(ctx, ctx.params[0]).id); noContent(ctx.res!); })
+    .add('POST', '/containers/{id}/unpause', async (ctx) => { await unpauseContainer(ctx.engine, containerOf(ctx, ctx.params[0]).id); noContent(ctx.res!); })
+    .add('GET', '/containers/{id}/stats', async (ctx) => {
+      const c = containerOf(ctx, ctx.params[0]);
+      const stream = qbool(ctx.query, 'stream', true) && !qbool(ctx.query, 'one-shot');
+      const it = containerStats(ctx.engine, c.id, { stream, signal: ctx.signal });
+      const res = ctx.res!;
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.flushHeaders();
+      for await (const s of it) res.write(JSON.stringify(s) + '\n');
+      res.end();
     })
     .add('POST', '/containers/{id}/resize', (ctx) => { containerOf(ctx, ctx.params[0]); noContent(ctx.res!, 200); })
     .add('DELETE', '/containers/{id}', async (ctx) => {

@@ -15,6 +15,7 @@ import { pruneContainers } from '../../engine/prune.js';
 import { register as registerVolumes } from './volumes.js';
 import { defineRunCommands } from './run.js';
 import { definePs } from './ps.js';
+import { defineStatsCommands } from './stats.js';
 import { registerSystemInfo } from './system-info.js';
 
 // ---------------------------------------------------------------- logs
@@ -124,6 +125,7 @@ function defineContainerCommands(p: Command, group: boolean): void {
 
 
   definePs(p, group);
+  defineStatsCommands(p);
 
   p.command('logs').description('Fetch the logs of a container').argument('<container>')
     .option('-f, --follow', 'Follow log output')

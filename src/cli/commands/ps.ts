@@ -11,8 +11,9 @@ import { shortId } from '../../engine/images.js';
 export function statusOf(c: Container): string {
   const s = c.state;
   switch (s.Status) {
-    case 'running': return `Up ${humanDuration(Date.now() - Date.parse(s.StartedAt))}`;
-    case 'exited': return `Exited (${s.ExitCode}) ${humanDuration(Date.now() - Date.parse(s.FinishedAt))} ago`;
+    case 'running': return `Up ${humanDuration(Date.now() - Date.parse(s.StartedAt))}${s.Paused ? ' (Paused)' : ''}`;
+    case 'exited': if (s.Restarting) return `Restarting (${s.ExitCode}) ${humanDuration(Date.now() - Date.parse(s.FinishedAt))} ago`;
+      return `Exited (${s.ExitCode}) ${humanDuration(Date.now() - Date.parse(s.FinishedAt))} ago`;
     case 'removing': return 'Removal In Progress';
     case 'dead': return 'Dead';
     default: return 'Created';

@@ -13,6 +13,7 @@ interface RunOpts {
   network?: string; net?: string; rm?: boolean; interactive?: boolean; tty?: boolean; detach?: boolean; logOpt: string[]; logDriver?: string; label: string[];
   hostname?: string; runtime?: string; pull?: string; platform?: string;
   readOnly?: boolean; tmpfs: string[]; capAdd: string[]; capDrop: string[]; privileged?: boolean; stopSignal?: string; stopTimeout?: string; publish: string[];
+  memory?: string; memorySwap?: string; cpus?: string; cpuShares?: string; cpusetCpus?: string; pidsLimit?: string; restart?: string; init?: boolean;
 }
 
 function runFlags(c: Command): Command {
@@ -43,6 +44,14 @@ function runFlags(c: Command): Command {
     .option('--privileged', 'Give extended privileges to this container')
     .option('--stop-signal <signal>', 'Signal to stop the container')
     .option('--stop-timeout <seconds>', 'Timeout (in seconds) to stop a container')
+    .option('-m, --memory <bytes>', 'Memory limit')
+    .option('--memory-swap <bytes>', "Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    .option('--cpus <decimal>', 'Number of CPUs')
+    .option('-c, --cpu-shares <int>', 'CPU shares (relative weight)')
+    .option('--cpuset-cpus <cpus>', 'CPUs in which to allow execution (0-3, 0,1)')
+    .option('--pids-limit <int>', 'Tune container pids limit (set -1 for unlimited)')
+    .option('--restart <policy>', 'Restart policy to apply when a container exits (no, always, unless-stopped, on-failure[:N])', 'no')
+    .option('--init', 'Run an init inside the container that forwards signals and reaps processes')
     .option('-p, --publish <ports>', 'Publish a container\'s port(s) to the host (not supported: no network)', collect, []);
 }
 
@@ -56,7 +65,16 @@ function createOpts(image: string, cmd: string[], o: RunOpts, detach: boolean): 
     image, cmd, name: o.name, env: o.env, envFiles: o.envFile, workdir: o.workdir, user: o.user, entrypoint: o.entrypoint, volumes: o.volume, mounts: o.mount,
     network: o.network ?? o.net, rm: o.rm, interactive: o.interactive, detach, logOpts: o.logOpt, logDriver: o.logDriver, labels: o.label, hostname: o.hostname,
     runtime: getEngine().opts.runtime,
+    memory: o.memory, memorySwap: o.memorySwap, cpus: o.cpus, cpuShares: intFlag(o.cpuShares, '--cpu-shares'), cpusetCpus: o.cpusetCpus,
+    pidsLimit: intFlag(o.pidsLimit, '--pids-limit'), restart: o.restart, init: o.init,
   };
+}
+
+function intFlag(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw invalidArgument(`invalid argument "${v}" for "${flag}" flag: strconv.ParseInt: parsing "${v}": invalid syntax`);
+  return n;
 }
 
 export function defineRunCommands(p: Command): void {
