@@ -231,7 +231,7 @@ export async function build(engine: Store, o: BuildOptions): Promise<BuildResult
       const key = chainIds(layers.map((l) => l.diffId)).pop() ?? 'empty';
       const have = flattened.get(key);
       if (have) return have;
-      const dir = await mkdtemp(join(await privateTmp(engine), 'build-from-'));
+      const dir = await mkdtemp(join(await privateTmp(engine), `build-from-${process.pid}-`));
       temps.push(dir);
       for (const l of layers) await applyLayer(dir, openLayerTar(engine.content, l), { whiteouts: 'apply' });
       flattened.set(key, dir);

@@ -98,7 +98,7 @@ async function withView<T>(engine: Store, layers: LayerRecord[], tmpDir: () => P
     release();
   }
   try {
-    const dir = await mkdtemp(join(await tmpDir(), 'build-dest-'));
+    const dir = await mkdtemp(join(await tmpDir(), `build-dest-${process.pid}-`));
     try {
       await mountAll(mounts, dir);
       try {

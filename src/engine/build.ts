@@ -23,7 +23,7 @@ export async function buildImage(engine: Engine, req: BuildRequest): Promise<Awa
     let contextDir: string;
     if ('dir' in context) contextDir = context.dir;
     else {
-      tmp = await mkdtemp(join(await privateTmp(engine), 'build-ctx-'));
+      tmp = await mkdtemp(join(await privateTmp(engine), `build-ctx-${process.pid}-`));
       const { tar } = await openUncompressed(context.tar);
       await applyLayer(tmp, tar, { whiteouts: 'apply', sameOwner: false });
       contextDir = tmp;

@@ -40,3 +40,24 @@ test('runtime state of a removed container and unpacked layers of a removed imag
   const again = await checkStore(engine);
   assert.deepEqual(again.info, []);
 });
+
+test('a killed build\'s temporary context and FROM directories under <root>/tmp: reported, then removed; a live owner\'s kept', async (t) => {
+  const root = tempRoot(t);
+  const engine = Engine.open({ root });
+  t.after(() => engine.close());
+  // a pid that is surely dead: a child that has exited
+  const { spawnSync } = await import('node:child_process');
+  const dead = spawnSync('true').pid!;
+  const gone = [join(root, 'tmp', `build-ctx-${dead}-aB3dE`), join(root, 'tmp', `build-from-${dead}-x1`)];
+  const live = join(root, 'tmp', `build-ctx-${process.pid}-live`);
+  for (const d of [...gone, live]) {
+    mkdirSync(join(d, 'sub'), { recursive: true });
+    writeFileSync(join(d, 'sub', 'f'), 'x');
+  }
+  const r = await checkStore(engine);
+  for (const d of gone) assert.ok(r.info.includes(`temporary directory ${d} was left by an interrupted command; \`system check --repair\` removes it`), r.info.join('\n'));
+  assert.ok(!r.info.some((i) => i.includes(live)), 'a live process\'s directory is not reported');
+  await checkStore(engine, { repair: true });
+  for (const d of gone) assert.ok(!existsSync(d));
+  assert.ok(existsSync(join(live, 'sub', 'f')));
+});

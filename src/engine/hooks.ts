@@ -127,7 +127,7 @@ export async function checkMounts(engine: Engine, repair = false): Promise<{ pro
     const rel = m.slice(root.length + 1);
     let leaked: boolean;
     const ctr = /^containers\/([0-9a-f]{64})\/rootfs$/.exec(rel);
-    const temp = /^(?:.*\/)?(?:\.overlay-probe|tmp-init)-(\d+)-[^/]+(?:\/m)?$/.exec(rel);
+    const temp = /^(?:.*\/)?(?:\.overlay-probe|tmp-init|tmp\/build-(?:ctx|from|dest))-(\d+)-[^/]+(?:\/m)?$/.exec(rel);
     if (ctr) {
       // nobody's: the container is gone, or stopped (its supervisor dead) with no cp or export holding it
       const c = store.get(ctr[1]);
@@ -147,8 +147,9 @@ export async function checkMounts(engine: Engine, repair = false): Promise<{ pro
   }
   // the directories of those temporary mounts, left by a process killed before it removed them
   const mountedNow = new Set(mountsUnder(root));
-  for (const name of readdirSync(root)) {
-    const m = /^(?:\.overlay-probe|tmp-init)-(\d+)-/.exec(name);
+  const tmpEntries = (() => { try { return readdirSync(join(root, 'tmp')).map((n) => `tmp/${n}`); } catch { return []; } })();
+  for (const name of [...readdirSync(root), ...tmpEntries]) {
+    const m = /^(?:\.overlay-probe|tmp-init|tmp\/build-(?:ctx|from|dest))-(\d+)-/.exec(name);
     const p = join(root, name);
     if (!m || pidAlive(Number(m[1])) || [...mountedNow].some((x) => x === p || x.startsWith(p + '/'))) continue;
     info.push(`temporary directory ${p} was left by an interrupted command${repair ? ': removed' : '; `system check --repair` removes it'}`);

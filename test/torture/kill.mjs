@@ -8,7 +8,8 @@
 //
 //   node test/torture/kill.mjs --trials 10 --seed 42 --ops load,import,pull
 //   node test/torture/kill.mjs --trials 1 --ops all --json out.json
-import { writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
   parseArgs, prng, seedFrom, tempRoot, shale, startShale, sh, sleep, firstLine, mountsUnder, processesMentioning,
@@ -16,7 +17,27 @@ import {
   writeRandomFile, table, log, BIN,
 } from './lib.mjs';
 
-export const ALL_OPS = ['load', 'import', 'pull', 'push', 'build', 'commit', 'run', 'rm', 'rmi', 'image-prune', 'volume-rm', 'system-prune', 'create', 'start'];
+export const ALL_OPS = ['load', 'import', 'pull', 'push', 'build', 'commit', 'run', 'rm', 'rmi', 'image-prune', 'volume-rm', 'system-prune', 'create', 'start', 'service'];
+
+/** The docker CLI, for driving the API server (`service`): /usr/bin/docker (Debian's) or the first on PATH. */
+const DOCKER = ['/usr/bin/docker', '/usr/local/bin/docker'].find((p) => existsSync(p));
+
+/** Client work through a server's socket while it runs: attached and detached runs, a build. Errors are the kill's doing. */
+async function apiClients(root, fx) {
+  const sock = join(root, 'api.sock');
+  if (!(await waitFor(async () => existsSync(sock), 10_000))) return;
+  const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '0' };
+  const d = (args) => new Promise((res) => {
+    const p = spawn(DOCKER, args, { env, stdio: 'ignore' });
+    const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.on('close', (code) => { clearTimeout(t); res(code); });
+    p.on('error', () => { clearTimeout(t); res(-1); });
+  });
+  await d(['run', '--rm', '--pull', 'never', 'busybox', 'sh', '-c', 'head -c 3000000 /dev/urandom > /x.bin; echo ok']);
+  await d(['run', '-d', '--pull', 'never', '--name', 'svc1', 'busybox', 'sleep', '1000']);
+  await d(['build', '-q', '-t', 'svc-built', fx.ctx]);
+  await d(['rm', '-f', 'svc1']);
+}
 
 /** Fixtures shared by every trial: an archive, a rootfs tar, a build context, a registry holding an image. */
 export async function makeFixtures(ops) {
@@ -130,6 +151,25 @@ export const OPS = {
       return n === '0' ? [] : [`volume v1 was removed, but a new volume v1 shows ${n} old file(s) (data came back)`];
     },
   },
+  service: {
+    // the Engine API server, killed while docker CLI clients use it; it exits on its own 1 s after they finish
+    setup: bootstrap,
+    probe: DOCKER ? ['system', 'service', '--help'] : ['no-docker-cli-for-the-service-op'],
+    args: (fx, trial, root) => ['system', 'service', '--time', '1', `unix://${join(root, 'api.sock')}`],
+    during: apiClients,
+    async verify(root) {
+      // a socket a killed server left is replaced by the next server, which answers
+      const { child, done } = startShale(root, ['system', 'service', '--time', '0', `unix://${join(root, 'api.sock')}`]);
+      try {
+        const env = { ...process.env, DOCKER_HOST: `unix://${join(root, 'api.sock')}` };
+        const ok = await waitFor(async () => spawnSync(DOCKER, ['version', '--format', '{{.Server.APIVersion}}'], { env, encoding: 'utf8', timeout: 10_000 }).status === 0, 15_000);
+        return ok ? [] : ['a new API server on the same socket does not answer after the kill'];
+      } finally {
+        child.kill('SIGTERM');
+        await done;
+      }
+    },
+  },
   'system-prune': { setup: bootstrap, args: () => ['system', 'prune', '-f'], probe: ['system', 'prune', '--help'] },
   create: {
     setup: bootstrap,
@@ -172,12 +212,14 @@ async function trial(opName, op, fx, delayMs, trialNo) {
     await op.setup(root, fx, trialNo);
     const before = await listImages(root);
     const containersBefore = await shale(root, ['ps', '-a', '--format', '{{.Names}}']);
-    const { child, done } = startShale(root, op.args(fx, trialNo));
+    const { child, done } = startShale(root, op.args(fx, trialNo, root));
+    const during = op.during ? op.during(root, fx).catch(() => undefined) : undefined;
     await sleep(delayMs);
     const killedAt = Date.now();
     let exitedFirst = child.exitCode !== null || child.signalCode !== null;
     if (!exitedFirst) child.kill('SIGKILL');
     const res = await done;
+    await during;
     rec.outcome = exitedFirst || res.signal !== 'SIGKILL' ? `finished (${res.code})` : 'killed';
     void killedAt;
 
@@ -256,7 +298,9 @@ export async function killTrials({ ops, trials, seed, fx }) {
       }
       await op.setup(probeRoot, fx, 0);
       const t0 = Date.now();
-      const r = await shale(probeRoot, op.args(fx, 0));
+      const during = op.during ? op.during(probeRoot, fx).catch(() => undefined) : undefined;
+      const r = await shale(probeRoot, op.args(fx, 0, probeRoot));
+      await during;
       duration = Date.now() - t0;
       if (r.code !== 0) {
         const missing = /unknown command|unknown option/i.test(r.stderr);
