@@ -48,7 +48,7 @@ async function unpackChain(engine: Store, sn: Snapshotter, layers: LayerRecord[]
   for (let i = 0; i < layers.length; i++) {
     const id = chain[i];
     if (!sn.exists(id)) {
-      const key = `extract-${randomBytes(8).toString('hex')}`;
+      const key = `extract-${process.pid}-${randomBytes(8).toString('hex')}`; // the pid tells a cleanup whether the unpack is still under way
       try {
         await sn.prepare(key, parent, { 'shale.chain': id });
         try {

@@ -61,3 +61,24 @@ test('a killed build\'s temporary context and FROM directories under <root>/tmp:
   for (const d of gone) assert.ok(!existsSync(d));
   assert.ok(existsSync(join(live, 'sub', 'f')));
 });
+
+test('an unpack killed halfway (extract-<pid>-… on a layer no image uses): removed by --repair once its process is dead', async (t) => {
+  const root = tempRoot(t);
+  await shaleOk(root, 'bootstrap', 'busybox');
+  await shaleOk(root, 'run', '--rm', 'busybox', 'true');
+  const engine = Engine.open({ root });
+  t.after(() => engine.close());
+  const sn = getSnapshotter(engine);
+  const chain = engine.images.layers(engine.images.resolve('busybox').id)[0].chainId;
+  const { spawnSync } = await import('node:child_process');
+  const dead = spawnSync('true').pid!;
+  await sn.prepare(`extract-${dead}-0123456789abcdef`, chain);
+  await sn.prepare(`extract-${process.pid}-fedcba9876543210`, chain); // under way: kept
+  engine.images.remove('busybox', { force: true });
+  await checkStore(engine, { repair: true });
+  const keys = (await sn.list()).map((s) => s.key).sort();
+  assert.deepEqual(keys, [chain, `extract-${process.pid}-fedcba9876543210`].sort(), 'the dead unpack went; the live one and the layer under it stay');
+  await sn.remove(`extract-${process.pid}-fedcba9876543210`);
+  await checkStore(engine, { repair: true });
+  assert.deepEqual((await sn.list()).map((s) => s.key), []);
+});

@@ -49,12 +49,18 @@ export async function gcSnapshots(engine: Engine): Promise<void> {
     for (const s of all) {
       if (keep.has(s.key) || parents.has(s.key)) continue;
       if (since !== undefined && Date.parse(s.created) >= since) continue;
-      if (s.kind === 'active' && s.key.startsWith('extract-') && Date.now() - Date.parse(s.created) < 3600_000) continue; // an unpack under way
+      if (s.kind === 'active' && s.key.startsWith('extract-') && unpackUnderWay(s.key, s.created)) continue;
       await sn.remove(s.key).catch(() => undefined);
       removed++;
     }
     if (!removed) break;
   }
+}
+
+/** An unpack's active snapshot (extract-<pid>-…) whose process lives; older keys without a pid: for an hour. */
+function unpackUnderWay(key: string, created: string): boolean {
+  const m = /^extract-(?:init-)?(\d+)-[0-9a-f]+$/.exec(key);
+  return m ? pidAlive(Number(m[1])) : Date.now() - Date.parse(created) < 3600_000;
 }
 
 /** A killed build's RUN container (stopped and removed) and its untagged intermediate image. */

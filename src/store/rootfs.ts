@@ -82,7 +82,7 @@ async function unpackLayers(engine: Store, sn: Snapshotter, layers: { chainId: s
   let parent: string | undefined;
   for (const l of layers) {
     if (!sn.exists(l.chainId)) {
-      const key = `extract-${randomBytes(8).toString('hex')}`;
+      const key = `extract-${process.pid}-${randomBytes(8).toString('hex')}`; // the pid tells a cleanup whether the unpack is still under way
       await ignoreRace(async () => {
         await sn.prepare(key, parent, { 'shale.chain': l.chainId });
         try {
@@ -100,7 +100,7 @@ async function unpackLayers(engine: Store, sn: Snapshotter, layers: { chainId: s
   }
   const init = initKey(parent);
   if (!sn.exists(init)) {
-    const key = `extract-init-${randomBytes(8).toString('hex')}`;
+    const key = `extract-init-${process.pid}-${randomBytes(8).toString('hex')}`;
     await ignoreRace(async () => {
       const mounts = await sn.prepare(key, parent, { 'shale.init': 'true' });
       const dir = await mkdtemp(join(engine.root, `tmp-init-${process.pid}-`)); // the pid tells system check whether its owner lives
