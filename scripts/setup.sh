@@ -4,7 +4,7 @@
 #   npm ci: pinned dependencies (better-sqlite3 compiles from source, about 80 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS="busybox-static skopeo umoci runc crun docker-registry fuse-overlayfs zstd attr curl"
+PKGS="busybox-static skopeo umoci runc crun docker-registry fuse-overlayfs zstd attr curl docker.io docker-compose tini"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

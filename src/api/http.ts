@@ -78,7 +78,8 @@ export async function readJSON<T = Record<string, unknown>>(req: IncomingMessage
   if (body.length === 0) return {} as T;
   try {
     const v = JSON.parse(body.toString('utf8')) as unknown;
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+    if (v === null) return {} as T; // the docker CLI sends `null` for an absent config (commit)
+    if (typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
     return v as T;
   } catch (e) {
     throw invalidArgument(`invalid JSON body: ${(e as Error).message}`);

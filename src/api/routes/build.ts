@@ -66,7 +66,8 @@ async function build(ctx: Ctx): Promise<void> {
       output,
     });
     line({ aux: { ID: r.id } });
-    if (!quiet) {
+    if (quiet) line({ stream: `${r.id}\n` }); // what `docker build -q` prints
+    else {
       line({ stream: `Successfully built ${r.id.replace(/^sha256:/, '').slice(0, 12)}\n` });
       for (const t of tags) line({ stream: `Successfully tagged ${t.includes(':') ? t : `${t}:latest`}\n` });
     }
