@@ -135,6 +135,34 @@ test('run as the docker CLI does: create, attach (hijacked), wait next-exit, sta
   assert.equal((await call('GET', `/containers/${id}/json`)).status, 404);
 });
 
+test('a client that goes away mid-stream (logs -f, events, a build upload) leaves the server serving', async () => {
+  const created = await call('POST', '/containers/create', { body: JSON.stringify({ Image: 'busybox', Cmd: ['sh', '-c', 'while true; do echo tick; sleep 0.05; done'] }) });
+  const id = json(created).Id as string;
+  assert.equal((await call('POST', `/containers/${id}/start`)).status, 204);
+  for (const path of [`/containers/${id}/logs?follow=1&stdout=1`, '/events', `/containers/${id}/stats`]) {
+    await new Promise<void>((res, rej) => {
+      const req = request({ socketPath: sock, method: 'GET', path, headers: { Host: 'docker' } }, (r) => {
+        r.once('data', () => { req.destroy(); res(); }); // the first bytes, then gone
+        if (path === '/events') { req.destroy(); res(); }
+      });
+      req.on('error', () => undefined);
+      req.on('close', () => res());
+      req.end();
+      void rej;
+    });
+  }
+  // a build whose upload stops halfway: the connection is cut after part of a tar
+  await new Promise<void>((res) => {
+    const req = request({ socketPath: sock, method: 'POST', path: '/build?t=cut', headers: { Host: 'docker', 'Content-Type': 'application/x-tar', 'Content-Length': '100000' } });
+    req.on('error', () => res());
+    req.on('close', () => res());
+    req.write(makeTar([{ name: 'Dockerfile', body: 'FROM busybox\n' }]).subarray(0, 700), () => req.destroy());
+  });
+  for (let i = 0; i < 3; i++) assert.equal((await call('GET', '/_ping')).status, 200);
+  assert.equal((await call('DELETE', `/containers/${id}?force=1`)).status, 204);
+  assert.equal((await call('GET', '/images/cut/json')).status, 404, 'no image from a cut upload');
+});
+
 test('archive GET resolves ../ and symlinks inside the container, never on the host', async () => {
   const created = await call('POST', '/containers/create?name=api-t2', { body: JSON.stringify({ Image: 'busybox', Cmd: ['true'] }) });
   const id = json(created).Id as string;
