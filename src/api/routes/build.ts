@@ -46,6 +46,9 @@ async function build(ctx: Ctx): Promise<void> {
     },
   });
   ctx.req.on('error', (e) => bounded.destroy(e));
+  // a client that goes away before the builder reads the context: the builder sees the destroyed
+  // stream when it gets there; until then nobody listens, and an unheard 'error' would crash the server
+  bounded.on('error', () => undefined);
   ctx.req.pipe(bounded);
   const res = ctx.res!;
   res.writeHead(200, { 'Content-Type': 'application/json' });

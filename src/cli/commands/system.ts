@@ -64,6 +64,9 @@ export function register(program: Command): void {
       const { serve } = await import('../../api/server.js');
       const l = await serve(engine, uri ?? `unix://${join(resolve(engine.root), 'shale.sock')}`, { idleSeconds: idle, log: (m) => err(`${new Date().toISOString()} ${m}\n`) });
       err(`API listening on ${l.address}\n`);
+      // a server outlives its clients' mistakes: an error no request handler caught is logged, not fatal
+      const lastResort = (e: unknown) => err(`${new Date().toISOString()} internal error (the server keeps serving): ${(e as Error)?.stack ?? e}\n`);
+      process.on('uncaughtException', lastResort);
       const stop = () => void l.close();
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
