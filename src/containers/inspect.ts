@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { Store } from '../store/index.js';
 import { getSnapshotter } from '../store/rootfs.js';
-import { isShaleError } from '../errors.js';
+import { errno, isShaleError } from '../errors.js';
 import { VfsSnapshotter } from '../snapshots/index.js';
 import { dirUsage } from '../snapshots/usage.js';
 import { containerArgs } from './spec.js';
@@ -18,7 +18,8 @@ export async function sizeRw(engine: Store, c: Container): Promise<number> {
   try {
     return (await getSnapshotter(engine).usage(c.id)).size;
   } catch (e) {
-    if (isShaleError(e, 'NotFound')) return 0;
+    // no writable layer, or it went while it was walked (an rm beside a `ps -s`): nothing to count
+    if (isShaleError(e, 'NotFound') || errno(e) === 'ENOENT') return 0;
     throw e;
   }
 }
@@ -26,7 +27,14 @@ export async function sizeRw(engine: Store, c: Container): Promise<number> {
 /** Bytes the container's writable layer takes on disk: its diff on overlay, its whole copy on vfs. */
 export async function diskUsage(engine: Store, c: Container): Promise<number> {
   const sn = getSnapshotter(engine);
-  if (sn instanceof VfsSnapshotter && sn.exists(c.id)) return (await dirUsage(sn.path(c.id))).size;
+  if (sn instanceof VfsSnapshotter && sn.exists(c.id)) {
+    try {
+      return (await dirUsage(sn.path(c.id))).size;
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return 0; // removed while it was walked
+      throw e;
+    }
+  }
   return sizeRw(engine, c);
 }
 

@@ -123,12 +123,14 @@ export async function listContainers(engine: Engine, o: { all?: boolean; filters
   if (limit >= 0) cs = cs.slice(0, limit);
   if (!o.size) return cs.map((c) => ({ c }));
   const imageSize = new Map<string, number>();
-  return Promise.all(cs.map(async (c) => {
+  const sized = await Promise.all(cs.map(async (c) => {
     const rw = await sizeRw(engine, c);
     let is = imageSize.get(c.imageId);
     if (is === undefined) imageSize.set(c.imageId, (is = engine.images.get(c.imageId)?.size ?? 0));
     return { c, sizeRw: rw, sizeRootFs: rw + is };
   }));
+  // a container removed while its layer was measured is not listed (it is gone, as in docker's ps)
+  return sized.filter((x) => engine.containers.get(x.c.id));
 }
 
 /** The command line docker shows for a container (ps COMMAND, history of a commit). */
