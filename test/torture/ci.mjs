@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// CI mode: a small bounded sample of the torture harness — 2 kill -9 trials of 5 operations, a
-// 30-second 4-process concurrency run and the disk-full run. Exits non-zero on any broken store,
+// CI mode: a small bounded sample of the torture harness — 2 kill -9 trials of 6 operations (the
+// API server among them), a 30-second 4-process concurrency run, a 20-second 4-client run through
+// the Engine API, and the disk-full run. Exits non-zero on any broken store,
 // lost image, leak, unexpected error or deadlock. Budget: under 3 minutes on 2 cores.
 //
 //   node test/torture/ci.mjs [--seed S]
@@ -8,8 +9,9 @@ import { parseArgs, seedFrom, sh, table, log, BIN } from './lib.mjs';
 import { makeFixtures, killTrials } from './kill.mjs';
 import { concurrency, report } from './concurrency.mjs';
 import { diskFull } from './diskfull.mjs';
+import { apiConcurrency, report as apiReport } from './api.mjs';
 
-const o = parseArgs(process.argv.slice(2), { seed: '', trials: 2, ops: 'load,build,run,rmi,volume-rm', procs: 4, seconds: 30, diskfull: true });
+const o = parseArgs(process.argv.slice(2), { seed: '', trials: 2, ops: 'load,build,run,rmi,volume-rm,service', procs: 4, seconds: 30, apiSeconds: 20, diskfull: true });
 const seed = seedFrom(o.seed);
 const ops = o.ops.split(',');
 log(`torture CI: seed=${seed} bin=${BIN}`);
@@ -30,6 +32,8 @@ try {
 
 const c = await concurrency({ procs: o.procs, seconds: o.seconds, seed, timeoutMs: 120_000 });
 bad += report(c);
+
+if (Number(o.apiSeconds) > 0) bad += apiReport(await apiConcurrency({ procs: o.procs, seconds: Number(o.apiSeconds), seed, timeoutMs: 120_000 }));
 
 if (o.diskfull) {
   process.env.SHALE_MIN_FREE_SPACE ??= '0';
